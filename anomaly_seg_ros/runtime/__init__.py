@@ -1,0 +1,33 @@
+"""Runtime backends behind one interface (:class:`Backend`).
+
+Backends are imported lazily: choosing ``onnxruntime`` or ``tensorrt`` never imports torch.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+from ..errors import BackendError
+from ..model_config import ModelConfig
+from .base import BACKEND_NAMES, Backend
+
+__all__ = ['BACKEND_NAMES', 'Backend', 'create_backend']
+
+
+def create_backend(name: str, model_dir: str | Path, config: ModelConfig, device: str | None = None) -> Backend:
+    """Open the stage files of ``model_dir`` with backend ``name``.
+
+    ``device``: ``cpu`` or ``cuda`` (``cuda:N``); ``None`` picks CUDA where the backend can use it.
+    Raises :class:`~..errors.ModelError` for missing or mismatched files and
+    :class:`~..errors.BackendError` when the backend's library or device is unavailable.
+    """
+    model_dir = Path(model_dir)
+    if name == 'onnxruntime':
+        from .onnxruntime_backend import OnnxRuntimeBackend
+        return OnnxRuntimeBackend(model_dir, config, device=device)
+    if name == 'tensorrt':
+        from .tensorrt_backend import TensorRTBackend
+        return TensorRTBackend(model_dir, config, device=device)
+    if name == 'torch':
+        from .torch_backend import TorchBackend
+        return TorchBackend(model_dir, config, device=device)
+    raise BackendError(f'unknown backend {name!r}; choose one of {", ".join(BACKEND_NAMES)}')
