@@ -1,0 +1,148 @@
+"""sensor_msgs/Image and CompressedImage <-> numpy, without importing rclpy.
+
+Functions take any object with the message's fields (rclpy messages, rosbags messages, plain
+namespaces), so the node, the bag tools and the tests share one implementation. Incoming images
+are validated (size, step, data length) before anything reads the buffer; cv_bridge converts
+when it is installed, the project's own vectorized conversion otherwise (and for the encodings
+listed in :data:`INPUT_ENCODINGS`, results are identical).
+"""
+from __future__ import annotations
+
+from functools import lru_cache
+from typing import Any
+
+import cv2
+import numpy as np
+
+from ..errors import ImageConversionError
+
+__all__ = [
+    'INPUT_ENCODINGS',
+    'MAX_IMAGE_PIXELS',
+    'array_to_image_fields',
+    'compressed_msg_to_rgb',
+    'image_msg_to_rgb',
+    'rgb_to_compressed_fields',
+]
+
+# encoding -> (channels, bytes per channel)
+INPUT_ENCODINGS: dict[str, tuple[int, int]] = {
+    'rgb8': (3, 1), 'bgr8': (3, 1), 'rgba8': (4, 1), 'bgra8': (4, 1),
+    'mono8': (1, 1), 'mono16': (1, 2), '8UC1': (1, 1), '8UC3': (3, 1), '16UC1': (1, 2),
+}
+_OUTPUT_ENCODINGS: dict[str, tuple[int, np.dtype]] = {
+    'rgb8': (3, np.dtype(np.uint8)), 'bgr8': (3, np.dtype(np.uint8)), 'mono8': (1, np.dtype(np.uint8)),
+    '32FC1': (1, np.dtype(np.float32)), 'mono16': (1, np.dtype(np.uint16)),
+}
+# Refuse absurd declared sizes before touching the buffer (a 16384x16384 RGB frame is 768 MB).
+MAX_IMAGE_PIXELS = 16384 * 16384
+
+
+@lru_cache(maxsize=1)
+def _cv_bridge() -> Any | None:
+    try:
+        from cv_bridge import CvBridge
+    except ImportError:
+        return None
+    return CvBridge()
+
+
+def _checked_buffer(msg: Any) -> tuple[np.ndarray, int, int, int, int]:
+    """Validate an Image message's geometry; returns (bytes, height, width, channels, depth)."""
+    encoding = str(msg.encoding)
+    height, width, step = int(msg.height), int(msg.width), int(msg.step)
+    if height <= 0 or width <= 0:
+        raise ImageConversionError(f'image has no pixels ({width}x{height}, encoding {encoding!r})')
+    if height * width > MAX_IMAGE_PIXELS:
+        raise ImageConversionError(f'image {width}x{height} exceeds the {MAX_IMAGE_PIXELS} pixel limit')
+    if encoding not in INPUT_ENCODINGS:
+        raise ImageConversionError(f'unsupported encoding {encoding!r}; supported: {", ".join(INPUT_ENCODINGS)}')
+    channels, depth = INPUT_ENCODINGS[encoding]
+    row_bytes = width * channels * depth
+    if step < row_bytes:
+        raise ImageConversionError(f'step {step} is shorter than a {encoding} row of {width} pixels '
+                                   f'({row_bytes} bytes)')
+    data = msg.data
+    buffer = np.frombuffer(data, dtype=np.uint8) if not isinstance(data, np.ndarray) else data.view(np.uint8)
+    if buffer.size != step * height:
+        raise ImageConversionError(f'data holds {buffer.size} bytes but height*step = {height}*{step} = '
+                                   f'{height * step}')
+    return buffer, height, width, channels, depth
+
+
+def image_msg_to_rgb(msg: Any) -> np.ndarray:
+    """sensor_msgs/Image -> HxWx3 uint8 RGB (a new array; the message buffer is not kept).
+
+    mono16 is scaled to 8 bits by its top byte; alpha is dropped. Rows may be padded
+    (``step`` > width * bytes per pixel). Raises :class:`ImageConversionError` for anything else.
+    """
+    buffer, height, width, channels, depth = _checked_buffer(msg)
+    bridge = _cv_bridge()
+    if bridge is not None:
+        try:
+            return np.ascontiguousarray(bridge.imgmsg_to_cv2(msg, desired_encoding='rgb8'))
+        except Exception as exc:  # cv_bridge raises its own error types; report them as ours
+            raise ImageConversionError(f'cv_bridge could not convert {msg.encoding!r}: {exc}') from exc
+    step = int(msg.step)
+    rows = buffer.reshape(height, step)[:, : width * channels * depth]
+    encoding = str(msg.encoding)
+    if depth == 2:
+        big_endian = bool(getattr(msg, 'is_bigendian', False))
+        mono16 = rows.view('>u2' if big_endian else '<u2').reshape(height, width)
+        mono8 = (mono16 >> 8).astype(np.uint8)
+        return np.repeat(mono8[:, :, None], 3, axis=2)
+    pixels = rows.reshape(height, width, channels)
+    if channels == 1:
+        return np.repeat(pixels, 3, axis=2)
+    if encoding in ('bgr8', 'bgra8', '8UC3'):
+        return np.ascontiguousarray(pixels[:, :, 2::-1])
+    return np.ascontiguousarray(pixels[:, :, :3])
+
+
+def compressed_msg_to_rgb(msg: Any) -> np.ndarray:
+    """sensor_msgs/CompressedImage (jpeg, png, ...) -> HxWx3 uint8 RGB."""
+    data = np.frombuffer(bytes(msg.data), dtype=np.uint8)
+    if data.size == 0:
+        raise ImageConversionError(f'compressed image ({msg.format!r}) has no data')
+    image = cv2.imdecode(data, cv2.IMREAD_COLOR)
+    if image is None:
+        raise ImageConversionError(f'compressed image ({msg.format!r}, {data.size} bytes) cannot be decoded')
+    return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
+
+
+def array_to_image_fields(array: np.ndarray, encoding: str) -> dict[str, Any]:
+    """numpy image -> the fields of sensor_msgs/Image (height, width, encoding, is_bigendian, step, data).
+
+    ``encoding`` in rgb8, bgr8 (HxWx3 uint8), mono8 (HxW uint8), mono16 (HxW uint16), 32FC1 (HxW float32).
+    """
+    if encoding not in _OUTPUT_ENCODINGS:
+        raise ValueError(f'cannot write encoding {encoding!r}; supported: {", ".join(_OUTPUT_ENCODINGS)}')
+    channels, dtype = _OUTPUT_ENCODINGS[encoding]
+    expected_ndim = 3 if channels > 1 else 2
+    if array.ndim != expected_ndim or (channels > 1 and array.shape[2] != channels) or array.dtype != dtype:
+        layout = f'HxWx{channels}' if channels > 1 else 'HxW'
+        raise ValueError(f'{encoding} needs an array of {layout} {dtype}, got shape {array.shape} '
+                         f'dtype {array.dtype}')
+    array = np.ascontiguousarray(array)
+    height, width = array.shape[:2]
+    return {
+        'height': height,
+        'width': width,
+        'encoding': encoding,
+        'is_bigendian': 0,
+        'step': width * channels * dtype.itemsize,
+        'data': array.astype(dtype.newbyteorder('<'), copy=False).tobytes(),
+    }
+
+
+def rgb_to_compressed_fields(rgb: np.ndarray, fmt: str = 'jpeg', quality: int = 90) -> dict[str, Any]:
+    """HxWx3 uint8 RGB -> fields of sensor_msgs/CompressedImage (format, data)."""
+    extension = {'jpeg': '.jpg', 'jpg': '.jpg', 'png': '.png'}.get(fmt)
+    if extension is None:
+        raise ValueError(f'unsupported compressed format {fmt!r}; use jpeg or png')
+    params = [cv2.IMWRITE_JPEG_QUALITY, int(quality)] if extension == '.jpg' else []
+    ok, encoded = cv2.imencode(extension, cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR), params)
+    if not ok:
+        raise ImageConversionError(f'OpenCV could not encode a {rgb.shape} image as {fmt}')
+    return {'format': 'rgb8; jpeg compressed bgr8' if extension == '.jpg' else 'rgb8; png compressed bgr8',
+            'data': encoded.tobytes()}

@@ -1,0 +1,78 @@
+"""The layering rules of docs/DEVELOPING.md, checked on the source tree."""
+from __future__ import annotations
+
+import ast
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+PACKAGE = Path(__file__).resolve().parents[1] / 'anomaly_seg_ros'
+ROS_MODULES = {'rclpy', 'sensor_msgs', 'std_msgs', 'diagnostic_msgs', 'builtin_interfaces', 'rcl_interfaces'}
+# Modules the node imports at run time with the onnxruntime/tensorrt backends: torch must stay out.
+RUNTIME_MODULES = [
+    'anomaly_seg_ros.pipeline',
+    'anomaly_seg_ros.imaging',
+    'anomaly_seg_ros.visualization',
+    'anomaly_seg_ros.runtime',
+    'anomaly_seg_ros.runtime.onnxruntime_backend',
+    'anomaly_seg_ros.runtime.tensorrt_backend',
+    'anomaly_seg_ros.ros.node',
+    'anomaly_seg_ros.cli',
+]
+
+
+def _imported_roots(path: Path) -> set[str]:
+    roots = set()
+    for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
+        if isinstance(node, ast.Import):
+            roots.update(alias.name.split('.')[0] for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            roots.add(node.module.split('.')[0])
+    return roots
+
+
+def _sources() -> list[Path]:
+    return sorted(PACKAGE.rglob('*.py'))
+
+
+def test_only_the_ros_layer_and_bag_tools_import_ros_packages():
+    offenders = []
+    for path in _sources():
+        relative = path.relative_to(PACKAGE).as_posix()
+        if relative.startswith(('ros/', 'commands/')) or relative in ('bags.py', 'demo.py') \
+                or relative.startswith('bags/'):
+            continue
+        found = _imported_roots(path) & ROS_MODULES
+        if found:
+            offenders.append(f'{relative}: {sorted(found)}')
+    assert not offenders, 'ROS imports outside ros/ and bags: ' + '; '.join(offenders)
+
+
+def test_pure_pytorch_networks_import_neither_ros_nor_the_runtime_layers():
+    for path in sorted((PACKAGE / 'networks').rglob('*.py')):
+        roots = _imported_roots(path)
+        assert not roots & ROS_MODULES, path
+        source = path.read_text()
+        for forbidden in ('pipeline', 'runtime', '.ros', 'onnxruntime', 'tensorrt'):
+            assert f'import {forbidden}' not in source and f'from ..{forbidden.strip(".")}' not in source, \
+                f'{path.name} imports {forbidden}'
+
+
+def test_runtime_path_never_imports_torch():
+    code = ('import sys, importlib\n'
+            f'for name in {RUNTIME_MODULES!r}:\n'
+            '    importlib.import_module(name)\n'
+            "print('torch' in sys.modules)\n")
+    result = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == 'False', 'a runtime module imported torch'
+
+
+@pytest.mark.parametrize('path', _sources(), ids=lambda p: p.relative_to(PACKAGE).as_posix())
+def test_every_module_uses_postponed_annotations(path):
+    source = path.read_text()
+    if not source.strip() or path.name == '__init__.py' and 'import' not in source:
+        return
+    assert 'from __future__ import annotations' in source, f'{path} lacks from __future__ import annotations'
