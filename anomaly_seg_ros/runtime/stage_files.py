@@ -1,0 +1,88 @@
+"""Where each stage's file lives in a model directory, and checks of a graph's tensors against the contract.
+
+Shared by the ONNX Runtime and TensorRT backends and by the exporter (numpy and yaml only).
+
+File formats in ``model.yaml``'s ``files`` mapping of a stage: ``torch`` (``<stage>.pt``), ``onnx``
+(``<stage>.onnx``, FP32), ``onnx_fp16`` (``<stage>.fp16.onnx``, FP16 inside, FP32/INT32 at its
+inputs and outputs) and ``tensorrt`` (``<stage>.engine``). A format missing from the mapping falls
+back to the default file name.
+"""
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+from ..errors import ModelError
+from ..model_config import ModelConfig
+from ..stages import STAGE_ORDER, StageSpec
+
+__all__ = [
+    'DEFAULT_SUFFIXES',
+    'EXPORT_COMMAND',
+    'ONNX_FP16',
+    'TensorInfo',
+    'check_graph_io',
+    'onnx_files_present',
+    'stage_file',
+]
+
+ONNX_FP16 = 'onnx_fp16'
+DEFAULT_SUFFIXES = {'torch': '.pt', 'onnx': '.onnx', ONNX_FP16: '.fp16.onnx', 'tensorrt': '.engine'}
+EXPORT_COMMAND = 'anomaly_seg export --models <trained model dir> --out {model_dir}'
+
+# (name, shape, dtype): dims that are None, strings (symbolic) or negative are dynamic.
+TensorInfo = tuple[str, Sequence[object], str]
+
+
+def stage_file(model_dir: str | Path, config: ModelConfig, stage: str, fmt: str) -> Path:
+    """Path of ``stage``'s file in format ``fmt`` (see the module docstring)."""
+    if fmt not in DEFAULT_SUFFIXES:
+        raise ValueError(f'unknown file format {fmt!r}; formats: {", ".join(DEFAULT_SUFFIXES)}')
+    name = config.stage(stage).files.get(fmt) or f'{stage}{DEFAULT_SUFFIXES[fmt]}'
+    return Path(model_dir) / name
+
+
+def _dims_match(actual: Sequence[object], expected: tuple[int, ...]) -> bool:
+    if len(actual) != len(expected):
+        return False
+    return all(not isinstance(a, int) or a < 0 or a == e for a, e in zip(actual, expected))
+
+
+def _describe(shape: Sequence[object]) -> str:
+    return '(' + ', '.join('?' if not isinstance(d, int) or d < 0 else str(d) for d in shape) + ')'
+
+
+def check_graph_io(path: Path, spec: StageSpec, inputs: Sequence[TensorInfo], outputs: Sequence[TensorInfo],
+                   fix: str) -> None:
+    """Raise :class:`ModelError` naming ``path`` unless its tensors are exactly ``spec``'s.
+
+    Names must match as sets (order is free), shapes dimension by dimension (dynamic dimensions
+    accepted), dtypes exactly ('float32', 'int32'). ``fix`` says what to do about a mismatch.
+    """
+    problems: list[str] = []
+    for kind, actual, expected in (('input', inputs, spec.inputs), ('output', outputs, spec.outputs)):
+        by_name = {name: (shape, dtype) for name, shape, dtype in actual}
+        wanted = {t.name for t in expected}
+        missing = [t.name for t in expected if t.name not in by_name]
+        extra = sorted(set(by_name) - wanted)
+        if missing:
+            problems.append(f'{kind}s {missing} missing')
+        if extra:
+            problems.append(f'unexpected {kind}s {extra}')
+        for tensor in expected:
+            if tensor.name not in by_name:
+                continue
+            shape, dtype = by_name[tensor.name]
+            if not _dims_match(list(shape), tensor.shape):
+                problems.append(f'{kind} {tensor.name!r} has shape {_describe(list(shape))}, expected {tensor.shape}')
+            if dtype != tensor.dtype:
+                problems.append(f'{kind} {tensor.name!r} has dtype {dtype}, expected {tensor.dtype}')
+    if problems:
+        raise ModelError(f'{path} does not match stage {spec.name!r} of the model metadata: '
+                         f'{"; ".join(problems)}. {fix}')
+
+
+def onnx_files_present(model_dir: str | Path, config: ModelConfig, fp16: bool = False) -> bool:
+    """Whether ``model_dir`` holds every stage's exported ONNX file (and the FP16 one if ``fp16``)."""
+    formats = ['onnx', ONNX_FP16] if fp16 else ['onnx']
+    return all(stage_file(model_dir, config, stage, fmt).is_file() for stage in STAGE_ORDER for fmt in formats)

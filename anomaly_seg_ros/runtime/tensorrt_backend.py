@@ -1,0 +1,284 @@
+"""TensorRT backend: one deserialized engine (``<stage>.engine``) and execution context per stage.
+
+Start-up, in this order: the engine files exist; ``tensorrt`` and cuda-python import; the
+``tensorrt`` section of ``model.yaml`` matches this machine's TensorRT release, GPU compute
+capability and platform (:func:`.tensorrt_common.check_engine_metadata`, BEFORE deserializing);
+each plan deserializes (a null engine becomes a :class:`~..errors.ModelError` with TensorRT's
+message); its tensors match :func:`..stages.stage_specs` by name, shape and dtype.
+
+Running: tensors are bound by name (``set_tensor_address``) and each stage is enqueued with
+``execute_async_v3`` on one non-default stream. Every stage output lives in a device buffer owned
+by the backend, one per tensor name, and the next stage reads it where it is: only the camera
+frame goes up (through pinned memory) and only requested outputs come down. Every call that
+returns a bool or None is checked. This backend never builds engines: a missing engine is an
+error that names the build-only command.
+"""
+from __future__ import annotations
+
+import logging
+import weakref
+from collections.abc import Collection, Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..errors import BackendError, ModelError
+from ..model_config import ModelConfig
+from ..stages import STAGE_ORDER, StageSpec, stage_specs
+from . import cuda_memory
+from .cuda_memory import DeviceArray, PinnedArray, Stream
+from .stage_files import check_graph_io, stage_file
+from .tensorrt_common import (
+    build_command,
+    check_engine_metadata,
+    engine_io,
+    import_tensorrt,
+    make_logger,
+    platform_tag,
+)
+
+__all__ = ['DeviceTensor', 'TensorRTBackend', 'parse_cuda_device']
+
+_LOG = logging.getLogger(__name__)
+_DTYPES = (np.dtype(np.float32), np.dtype(np.int32), np.dtype(np.float16))
+
+
+class DeviceTensor:
+    """A backend-native value: a :class:`DeviceArray` with ``shape``, ``dtype`` and ``ptr``.
+
+    Stage outputs are the backend's own buffers, overwritten by the next run of the same stage;
+    uploaded values return their buffer to the backend's pool when garbage-collected (safe while
+    work is queued: all copies and stages run in order on one stream).
+    """
+
+    __slots__ = ('array', '__weakref__')
+
+    def __init__(self, array: DeviceArray) -> None:
+        self.array = array
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return self.array.shape
+
+    @property
+    def dtype(self) -> np.dtype:
+        return self.array.dtype
+
+    @property
+    def ptr(self) -> int:
+        return self.array.ptr
+
+
+def parse_cuda_device(device: str | None) -> int:
+    """``None``/'cuda' -> 0, 'cuda:N' -> N; 'cpu' and anything else -> :class:`BackendError`."""
+    text = 'cuda' if device is None else str(device).strip().lower()
+    if text == 'cuda':
+        return 0
+    if text.startswith('cuda:') and text[5:].isdigit():
+        return int(text[5:])
+    raise BackendError(f"the tensorrt backend runs on a GPU only (device 'cuda' or 'cuda:N'), got {device!r}; "
+                       "use backend 'onnxruntime' for the CPU")
+
+
+def _check(ok: Any, what: str, logger: Any) -> None:
+    if ok is None or ok is False:
+        raise BackendError(f'TensorRT {what} failed: {logger.last_errors()}')
+
+
+class TensorRTBackend:
+    """Runs the TensorRT engines of ``model_dir`` (see the module docstring).
+
+    Args:
+        model_dir: an exported model directory whose engines were built on this machine.
+        config: its metadata; ``config.tensorrt`` describes the engines.
+        device: ``None``/``'cuda'`` (GPU 0) or ``'cuda:N'``.
+        stages: stages to load (default all four).
+    Raises:
+        ModelError: engine file missing/corrupt or not matching the stage contract.
+        EngineMismatchError: engines built for another TensorRT release, GPU or platform.
+        BackendError: tensorrt or cuda-python missing, no GPU, a TensorRT/CUDA call failed.
+    """
+
+    name = 'tensorrt'
+
+    def __init__(self, model_dir: str | Path, config: ModelConfig, device: str | None = None, *,
+                 stages: Collection[str] = STAGE_ORDER) -> None:
+        self.model_dir = Path(model_dir)
+        self.config = config
+        self._index = parse_cuda_device(device)
+        self._specs: dict[str, StageSpec] = stage_specs(config)
+        precision = str((config.tensorrt or {}).get('precision', 'fp32'))
+        paths = {}
+        for stage in stages:
+            if stage not in self._specs:
+                raise ValueError(f'unknown stage {stage!r}; stages: {", ".join(STAGE_ORDER)}')
+            paths[stage] = stage_file(self.model_dir, config, stage, 'tensorrt')
+            if not paths[stage].is_file():
+                raise ModelError(f'{paths[stage]} is missing: TensorRT engines are built once per machine, ahead '
+                                 f'of the first launch, with `{build_command(self.model_dir, precision)}`; '
+                                 'the node never builds them itself')
+        trt = import_tensorrt()
+        cuda_memory.set_device(self._index)
+        gpu = cuda_memory.device_info(self._index)
+        check_engine_metadata(config.tensorrt, self.model_dir, trt_version=trt.__version__,
+                              compute_capability=gpu.compute_capability, gpu_name=gpu.name, machine=platform_tag())
+        self.device = f'cuda:{self._index} ({gpu.name})'
+        self._trt = trt
+        self._logger = make_logger(trt)
+        self._engines: dict[str, Any] = {}
+        self._contexts: dict[str, Any] = {}
+        self._outputs: dict[str, DeviceTensor] = {}
+        self._pool: dict[tuple[tuple[int, ...], str], list[DeviceArray]] = {}
+        self._staging: dict[tuple[tuple[int, ...], str], PinnedArray] = {}
+        self._host_out: dict[tuple[tuple[int, ...], str], PinnedArray] = {}
+        self._runtime: Any = None
+        self._pending: set[tuple[tuple[int, ...], str]] = set()
+        self._stream: Stream | None = Stream()
+        try:
+            self._runtime = trt.Runtime(self._logger)
+            _check(self._runtime, 'Runtime creation', self._logger)
+            for stage, path in paths.items():
+                self._load(stage, path)
+        except BaseException:
+            self.close()
+            raise
+
+    def _load(self, stage: str, path: Path) -> None:
+        rebuild = f'rebuild it with `{build_command(self.model_dir, str(self.config.tensorrt.get("precision")))}`'
+        try:
+            plan = path.read_bytes()
+        except OSError as exc:
+            raise ModelError(f'{path} cannot be read ({exc}); {rebuild}') from exc
+        self._logger.errors.clear()  # report this plan's errors only
+        engine = self._runtime.deserialize_cuda_engine(plan)
+        if engine is None:
+            raise ModelError(f'{path} could not be deserialized (truncated or corrupt, or built by another '
+                             f'TensorRT): {self._logger.last_errors()}; {rebuild}')
+        spec = self._specs[stage]
+        inputs, outputs = engine_io(engine, self._trt)
+        check_graph_io(path, spec, inputs, outputs, f'The engine belongs to another model: {rebuild}.')
+        context = engine.create_execution_context()
+        _check(context, f'create_execution_context for {path.name} (out of GPU memory?)', self._logger)
+        for name, shape, _ in inputs:
+            if any(d < 0 for d in shape):  # dynamic dimension: fix it to the contract's static shape
+                tensor = next(t for t in spec.inputs if t.name == name)
+                _check(context.set_input_shape(name, tensor.shape), f'set_input_shape({name!r})', self._logger)
+        for tensor in spec.outputs:
+            output = self._outputs.get(tensor.name)
+            if output is None:
+                output = self._outputs[tensor.name] = DeviceTensor(DeviceArray(tensor.shape, tensor.dtype))
+            _check(context.set_tensor_address(tensor.name, output.ptr), f'set_tensor_address({tensor.name!r})',
+                   self._logger)
+        self._engines[stage] = engine
+        self._contexts[stage] = context
+
+    # -- Backend protocol ------------------------------------------------------------------------
+    def _current_device(self) -> None:
+        if self._index:  # the current device is per thread (the node runs stages on a worker thread)
+            cuda_memory.set_device(self._index)
+
+    @property
+    def stream(self) -> Stream:
+        if self._stream is None:
+            raise BackendError('the tensorrt backend was closed')
+        return self._stream
+
+    def upload(self, array: np.ndarray) -> DeviceTensor:
+        """Host array (float32, int32 or float16) -> a device buffer, copied through pinned memory."""
+        array = np.asarray(array)
+        if array.dtype not in _DTYPES:
+            raise ValueError(f'cannot upload dtype {array.dtype}; expected one of {[str(d) for d in _DTYPES]}')
+        key = (tuple(array.shape), array.dtype.str)
+        stream = self.stream
+        self._current_device()
+        staging = self._staging.get(key)
+        if staging is None:
+            staging = self._staging[key] = PinnedArray(array.shape, array.dtype)
+        elif key in self._pending:  # the last copy from this staging buffer may still be in flight
+            stream.synchronize()
+            self._pending.clear()
+        np.copyto(staging.array, array)
+        free = self._pool.get(key)
+        device = free.pop() if free else DeviceArray(array.shape, array.dtype)
+        device.copy_from_host(staging, stream)
+        self._pending.add(key)
+        value = DeviceTensor(device)
+        weakref.finalize(value, self._pool.setdefault(key, []).append, device)
+        return value
+
+    def run(self, stage: str, inputs: Mapping[str, Any]) -> dict[str, DeviceTensor]:
+        """Enqueue ``stage`` on the stream; returns its output buffers (valid until its next run)."""
+        context = self._contexts.get(stage)
+        if context is None:
+            raise ValueError(f'stage {stage!r} is not loaded (loaded: {", ".join(self._contexts) or "none"})')
+        spec = self._specs[stage]
+        self._current_device()
+        keep = []
+        for tensor in spec.inputs:
+            if tensor.name not in inputs:
+                raise ValueError(f'stage {stage!r} needs input {tensor.name!r}')
+            value = inputs[tensor.name]
+            if isinstance(value, np.ndarray):
+                value = self.upload(value)
+                keep.append(value)
+            elif isinstance(value, DeviceArray):
+                value = DeviceTensor(value)
+            if not isinstance(value, DeviceTensor):
+                raise TypeError(f'stage {stage!r} input {tensor.name!r}: expected a numpy array or a value of this '
+                                f'backend, got {type(value).__name__}')
+            if value.shape != tensor.shape or value.dtype != np.dtype(tensor.dtype):
+                raise ValueError(f'stage {stage!r} input {tensor.name!r}: got {value.shape} {value.dtype}, '
+                                 f'expected {tensor.shape} {tensor.dtype}')
+            _check(context.set_tensor_address(tensor.name, value.ptr), f'set_tensor_address({tensor.name!r})',
+                   self._logger)
+        _check(context.execute_async_v3(self.stream.handle), f'execute_async_v3 of stage {stage!r}', self._logger)
+        return {name: self._outputs[name] for name in spec.output_names}
+
+    def download(self, value: Any) -> np.ndarray:
+        """Copy a device value to a new host array (waits for the stream); numpy arrays pass through."""
+        if isinstance(value, np.ndarray):
+            return value
+        array = value.array if isinstance(value, DeviceTensor) else value
+        if not isinstance(array, DeviceArray):
+            raise TypeError(f'cannot download a {type(value).__name__}')
+        self._current_device()
+        key = (array.shape, array.dtype.str)
+        staging = self._host_out.get(key)
+        if staging is None:
+            staging = self._host_out[key] = PinnedArray(array.shape, array.dtype)
+        array.copy_to_host(staging, self.stream)
+        self.stream.synchronize()
+        self._pending.clear()
+        return staging.array.copy()
+
+    def close(self) -> None:
+        """Release contexts, engines, buffers and the stream (contexts before their engines)."""
+        if self._stream is not None:
+            try:
+                self._stream.synchronize()
+            except BackendError as exc:
+                _LOG.warning('while closing the tensorrt backend: %s', exc)
+        self._contexts.clear()
+        self._engines.clear()
+        self._runtime = None  # after the engines it deserialized
+        for output in self._outputs.values():
+            output.array.free()
+        self._outputs.clear()
+        for buffers in self._pool.values():
+            for buffer in buffers:
+                buffer.free()
+        self._pool.clear()
+        for pinned in (*self._staging.values(), *self._host_out.values()):
+            pinned.free()
+        self._staging.clear()
+        self._host_out.clear()
+        if self._stream is not None:
+            stream, self._stream = self._stream, None
+            stream.close()
+
+    def __enter__(self) -> TensorRTBackend:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
