@@ -49,7 +49,8 @@ __all__ = [
 FORMAT_VERSION = 1
 METADATA_FILE = 'model.yaml'
 STAGE_NAMES: tuple[str, ...] = ('segmentation', 'synthesis', 'perceptual', 'dissimilarity')
-FILE_FORMATS: dict[str, str] = {'torch': '.pt', 'onnx': '.onnx', 'tensorrt': '.engine'}
+# format key in stages.<stage>.files -> file suffix; onnx_fp16 is the FP16 graph (issue 5) for ONNX Runtime.
+FILE_FORMATS: dict[str, str] = {'torch': '.pt', 'onnx': '.onnx', 'onnx_fp16': '.fp16.onnx', 'tensorrt': '.engine'}
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 

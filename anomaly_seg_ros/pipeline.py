@@ -86,10 +86,10 @@ class AnomalyPipeline:
 
     @classmethod
     def from_model_dir(cls, model_dir: str | Path, backend: str = 'onnxruntime',
-                       device: str | None = None) -> AnomalyPipeline:
+                       device: str | None = None, precision: str = 'fp32') -> AnomalyPipeline:
         """Load ``model_dir`` (see :mod:`.model_config`) and open it with ``backend``."""
         config = load_model_config(model_dir)
-        return cls(config, create_backend(backend, model_dir, config, device=device))
+        return cls(config, create_backend(backend, model_dir, config, device=device, precision=precision))
 
     @property
     def label_set(self) -> LabelSet:

@@ -13,17 +13,25 @@ from .base import BACKEND_NAMES, Backend
 __all__ = ['BACKEND_NAMES', 'Backend', 'create_backend']
 
 
-def create_backend(name: str, model_dir: str | Path, config: ModelConfig, device: str | None = None) -> Backend:
+def create_backend(name: str, model_dir: str | Path, config: ModelConfig, device: str | None = None,
+                   precision: str = 'fp32') -> Backend:
     """Open the stage files of ``model_dir`` with backend ``name``.
 
     ``device``: ``cpu`` or ``cuda`` (``cuda:N``); ``None`` picks CUDA where the backend can use it.
+    ``precision``: ``fp32`` or ``fp16``; ONNX Runtime then loads the FP16 graphs made by
+    ``anomaly_seg export --fp16``. A TensorRT engine's precision is fixed when it is built, and the
+    torch backend runs FP32 only.
     Raises :class:`~..errors.ModelError` for missing or mismatched files and
     :class:`~..errors.BackendError` when the backend's library or device is unavailable.
     """
     model_dir = Path(model_dir)
+    if precision not in ('fp32', 'fp16'):
+        raise BackendError(f"precision must be 'fp32' or 'fp16', got {precision!r}")
     if name == 'onnxruntime':
         from .onnxruntime_backend import OnnxRuntimeBackend
-        return OnnxRuntimeBackend(model_dir, config, device=device)
+        return OnnxRuntimeBackend(model_dir, config, device=device, precision=precision)
+    if precision != 'fp32' and name == 'torch':
+        raise BackendError('the torch backend runs FP32 only; use onnxruntime or tensorrt for fp16')
     if name == 'tensorrt':
         from .tensorrt_backend import TensorRTBackend
         return TensorRTBackend(model_dir, config, device=device)

@@ -13,11 +13,10 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from ..errors import ModelError
-from ..model_config import ModelConfig
+from ..model_config import FILE_FORMATS, ModelConfig
 from ..stages import STAGE_ORDER, StageSpec
 
 __all__ = [
-    'DEFAULT_SUFFIXES',
     'EXPORT_COMMAND',
     'ONNX_FP16',
     'TensorInfo',
@@ -27,7 +26,6 @@ __all__ = [
 ]
 
 ONNX_FP16 = 'onnx_fp16'
-DEFAULT_SUFFIXES = {'torch': '.pt', 'onnx': '.onnx', ONNX_FP16: '.fp16.onnx', 'tensorrt': '.engine'}
 EXPORT_COMMAND = 'anomaly_seg export --models <trained model dir> --out {model_dir}'
 
 # (name, shape, dtype): dims that are None, strings (symbolic) or negative are dynamic.
@@ -36,9 +34,9 @@ TensorInfo = tuple[str, Sequence[object], str]
 
 def stage_file(model_dir: str | Path, config: ModelConfig, stage: str, fmt: str) -> Path:
     """Path of ``stage``'s file in format ``fmt`` (see the module docstring)."""
-    if fmt not in DEFAULT_SUFFIXES:
-        raise ValueError(f'unknown file format {fmt!r}; formats: {", ".join(DEFAULT_SUFFIXES)}')
-    name = config.stage(stage).files.get(fmt) or f'{stage}{DEFAULT_SUFFIXES[fmt]}'
+    if fmt not in FILE_FORMATS:
+        raise ValueError(f'unknown file format {fmt!r}; formats: {", ".join(FILE_FORMATS)}')
+    name = config.stage(stage).files.get(fmt) or f'{stage}{FILE_FORMATS[fmt]}'
     return Path(model_dir) / name
 
 
