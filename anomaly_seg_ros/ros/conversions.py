@@ -21,6 +21,7 @@ __all__ = [
     'MAX_IMAGE_PIXELS',
     'array_to_image_fields',
     'compressed_msg_to_rgb',
+    'image_msg_to_array',
     'image_msg_to_rgb',
     'rgb_to_compressed_fields',
 ]
@@ -133,6 +134,30 @@ def array_to_image_fields(array: np.ndarray, encoding: str) -> dict[str, Any]:
         'step': width * channels * dtype.itemsize,
         'data': array.astype(dtype.newbyteorder('<'), copy=False).tobytes(),
     }
+
+
+def image_msg_to_array(msg: Any) -> np.ndarray:
+    """sensor_msgs/Image in an output encoding (rgb8, bgr8, mono8, mono16, 32FC1) -> numpy, as published.
+
+    The inverse of :func:`array_to_image_fields`: HxWx3 uint8 for rgb8/bgr8 (channels as stored),
+    HxW uint8 / uint16 / float32 otherwise. Rows may be padded; big-endian data is byte-swapped.
+    """
+    encoding = str(msg.encoding)
+    if encoding not in _OUTPUT_ENCODINGS:
+        raise ImageConversionError(f'cannot read encoding {encoding!r} as an array; supported: '
+                                   f'{", ".join(_OUTPUT_ENCODINGS)}')
+    channels, dtype = _OUTPUT_ENCODINGS[encoding]
+    height, width, step = int(msg.height), int(msg.width), int(msg.step)
+    row_bytes = width * channels * dtype.itemsize
+    data = msg.data
+    buffer = np.frombuffer(data, dtype=np.uint8) if not isinstance(data, np.ndarray) else data.view(np.uint8)
+    if height <= 0 or width <= 0 or step < row_bytes or buffer.size != step * height:
+        raise ImageConversionError(f'{encoding} image {width}x{height} with step {step} does not match its '
+                                   f'{buffer.size} bytes of data')
+    order = '>' if int(getattr(msg, 'is_bigendian', 0)) else '<'
+    rows = np.ascontiguousarray(buffer.reshape(height, step)[:, :row_bytes])
+    values = rows.view(dtype.newbyteorder(order)).astype(dtype, copy=False)
+    return values.reshape((height, width, channels) if channels > 1 else (height, width))
 
 
 def rgb_to_compressed_fields(rgb: np.ndarray, fmt: str = 'jpeg', quality: int = 90) -> dict[str, Any]:

@@ -1,0 +1,162 @@
+"""The node's health in numbers: frame counts, rates, drops, latency, per-stage timings.
+
+:class:`NodeStatistics` is written by the subscription callback and the worker thread and read by
+the diagnostics timer (thread-safe). :meth:`NodeStatistics.report` turns the counts since the last
+report into one status (level, message, key/values); :func:`diagnostic_array` wraps it in a
+diagnostic_msgs/DiagnosticArray for ``/diagnostics``.
+
+Keys (all values are strings, as DiagnosticStatus requires):
+  frames_received, frames_processed, frames_dropped, frames_malformed, frames_nonfinite,
+  frames_failed, frames_idle (no subscriber): totals since start.
+  input_rate_hz, output_rate_hz, drop_rate_hz: over the last report period.
+  latency_ms_p50/p90/max: frame received -> outputs published, over the last period.
+  stamp_age_ms_p50: header stamp -> outputs published (meaningful when the camera clock is ours).
+  stage_ms.<stage>: mean wall time per pipeline stage (and prepare, fetch, convert, publish).
+  stage_runs.<stage>: how often each pipeline stage ran (lazy outputs leave stages at 0).
+  published.<topic>: messages published per output topic.
+  last_malformed, last_nonfinite, last_error: the latest problem of each kind.
+plus the static facts the node adds (backend, device, model, resolutions, torch_imported).
+"""
+from __future__ import annotations
+
+import threading
+import time
+from collections import Counter, deque
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+__all__ = ['OK', 'WARN', 'ERROR', 'NodeStatistics', 'StatusReport', 'diagnostic_array']
+
+OK, WARN, ERROR = 0, 1, 2
+_COUNTERS = ('received', 'processed', 'dropped', 'malformed', 'nonfinite', 'failed', 'idle')
+
+
+@dataclass
+class StatusReport:
+    """One report: diagnostic level (OK/WARN/ERROR), one-line message, ordered key/values."""
+
+    level: int
+    message: str
+    values: dict[str, str] = field(default_factory=dict)
+
+
+class NodeStatistics:
+    """Counters and recent timings of the node; ``clock`` returns seconds (monotonic)."""
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic, window: int = 1000) -> None:
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._totals: Counter[str] = Counter()
+        self._at_last_report: Counter[str] = Counter()
+        self._last_report_time = clock()
+        self.stage_runs: Counter[str] = Counter()
+        self.published: Counter[str] = Counter()
+        self._stage_ms: dict[str, deque[float]] = {}
+        self._latency_ms: deque[float] = deque(maxlen=window)
+        self._stamp_age_ms: deque[float] = deque(maxlen=window)
+        self._window = window
+        self._last_problem: dict[str, str] = {}
+
+    # --- writers -----------------------------------------------------------------------------
+    def count(self, what: str, n: int = 1, problem: str | None = None) -> None:
+        """Add ``n`` to counter ``what`` (one of received, dropped, malformed, nonfinite, failed, idle)."""
+        if what not in _COUNTERS:
+            raise KeyError(f'unknown counter {what!r}; counters: {", ".join(_COUNTERS)}')
+        with self._lock:
+            self._totals[what] += n
+            if problem is not None:
+                self._last_problem[what] = problem
+
+    def frame_published(self, timings_ms: Mapping[str, float], latency_ms: float, topics: Iterable[str],
+                        stamp_age_ms: float | None = None) -> None:
+        """One frame went out: its stage timings (ms), receive->publish latency, topics published."""
+        with self._lock:
+            self._totals['processed'] += 1
+            for stage, ms in timings_ms.items():
+                self._stage_ms.setdefault(stage, deque(maxlen=self._window)).append(float(ms))
+            self._latency_ms.append(float(latency_ms))
+            if stamp_age_ms is not None:
+                self._stamp_age_ms.append(float(stamp_age_ms))
+            self.published.update(topics)
+
+    def stages_ran(self, stages: Iterable[str]) -> None:
+        with self._lock:
+            self.stage_runs.update(stages)
+
+    # --- readers -----------------------------------------------------------------------------
+    def totals(self) -> dict[str, int]:
+        with self._lock:
+            return {name: self._totals[name] for name in _COUNTERS}
+
+    def report(self, static: Mapping[str, Any] | None = None) -> StatusReport:
+        """Status over the period since the previous report (rates, latency) plus totals."""
+        with self._lock:
+            now = self._clock()
+            elapsed = max(now - self._last_report_time, 1e-9)
+            delta = {name: self._totals[name] - self._at_last_report[name] for name in _COUNTERS}
+            totals = {name: self._totals[name] for name in _COUNTERS}
+            stage_ms = {stage: float(np.mean(values)) for stage, values in self._stage_ms.items() if values}
+            latency = np.asarray(self._latency_ms, dtype=np.float64)
+            stamp_age = np.asarray(self._stamp_age_ms, dtype=np.float64)
+            stage_runs, published = dict(self.stage_runs), dict(self.published)
+            problems = dict(self._last_problem)
+            self._at_last_report = Counter(self._totals)
+            self._last_report_time = now
+            for values in self._stage_ms.values():
+                values.clear()
+            self._latency_ms.clear()
+            self._stamp_age_ms.clear()
+
+        values: dict[str, str] = {f'frames_{name}': str(totals[name]) for name in _COUNTERS}
+        values['input_rate_hz'] = f'{delta["received"] / elapsed:.2f}'
+        values['output_rate_hz'] = f'{delta["processed"] / elapsed:.2f}'
+        values['drop_rate_hz'] = f'{delta["dropped"] / elapsed:.2f}'
+        if latency.size:
+            p50, p90 = np.percentile(latency, [50, 90])
+            values.update(latency_ms_p50=f'{p50:.1f}', latency_ms_p90=f'{p90:.1f}',
+                          latency_ms_max=f'{latency.max():.1f}')
+        if stamp_age.size:
+            values['stamp_age_ms_p50'] = f'{np.percentile(stamp_age, 50):.1f}'
+        values.update({f'stage_ms.{stage}': f'{ms:.2f}' for stage, ms in sorted(stage_ms.items())})
+        values.update({f'stage_runs.{stage}': str(n) for stage, n in sorted(stage_runs.items())})
+        values.update({f'published.{topic}': str(n) for topic, n in sorted(published.items())})
+        for kind in ('malformed', 'nonfinite', 'failed'):
+            if kind in problems:
+                values[f'last_{kind}'] = problems[kind]
+        values.update({key: str(value) for key, value in (static or {}).items()})
+
+        level, message = _level(delta, totals)
+        rates = f'in {values["input_rate_hz"]} Hz, out {values["output_rate_hz"]} Hz'
+        if 'latency_ms_p50' in values:
+            rates += f', latency p50 {values["latency_ms_p50"]} ms'
+        return StatusReport(level, f'{message}; {rates}' if message else rates, values)
+
+
+def _level(delta: Mapping[str, int], totals: Mapping[str, int]) -> tuple[int, str]:
+    if delta['nonfinite'] or delta['failed']:
+        return ERROR, (f'{delta["nonfinite"]} frames with non-finite outputs and {delta["failed"]} failed '
+                       'frames not published')
+    if delta['malformed']:
+        return WARN, f'{delta["malformed"]} malformed input frames skipped'
+    if totals['received'] == 0:
+        return WARN, 'no input frames received yet'
+    if delta['received'] == 0:
+        return WARN, 'no input frames in the last period'
+    if delta['processed'] == 0 and delta['idle']:
+        return OK, 'idle: no subscriber on any output topic'
+    return OK, ''
+
+
+def diagnostic_array(report: StatusReport, name: str, hardware_id: str, stamp: Any) -> Any:
+    """diagnostic_msgs/DiagnosticArray with ``report`` as its one status."""
+    from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
+
+    status = DiagnosticStatus(level=bytes([report.level]), name=name, message=report.message,
+                              hardware_id=hardware_id,
+                              values=[KeyValue(key=k, value=v) for k, v in report.values.items()])
+    msg = DiagnosticArray(status=[status])
+    msg.header.stamp = stamp
+    return msg

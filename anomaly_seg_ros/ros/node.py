@@ -1,0 +1,302 @@
+"""The ``anomaly_seg`` node: camera frames in, anomaly maps out (executable ``anomaly_seg_node``).
+
+Subscribes to ``image`` (sensor_msgs/Image) or ``image/compressed`` (parameter input_transport),
+publishes the topics of :data:`.outputs.OUTPUT_TOPICS` under ``~/`` with the input header, and
+``/diagnostics``. The callback only hands the message to a :class:`.worker.LatestFrameWorker`;
+the worker thread converts it, runs the pipeline for the outputs someone subscribes to, and
+publishes. Parameters: :mod:`.parameters`. Expected start-up failures (bad parameters, model
+directory, backend) end the process with one fatal log line and exit status 2.
+"""
+from __future__ import annotations
+
+import os
+import sys
+import time
+import traceback
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any, NamedTuple
+
+import numpy as np
+import rclpy
+from rcl_interfaces.msg import SetParametersResult
+from rclpy.executors import ExternalShutdownException
+from rclpy.node import Node
+from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
+from sensor_msgs.msg import CompressedImage, Image
+
+from ..errors import AnomalySegError, ImageConversionError
+from ..pipeline import AnomalyPipeline, NonFiniteOutputError
+from ..resources import default_model_dir
+from ..stages import STAGE_ORDER
+from . import parameters
+from .conversions import compressed_msg_to_rgb, image_msg_to_rgb
+from .diagnostics import NodeStatistics, diagnostic_array
+from .outputs import OutputSet, required_outputs
+from .throttle import LogThrottle
+from .worker import LatestFrameWorker
+
+__all__ = ['AnomalySegNode', 'main']
+
+NODE_NAME = 'anomaly_seg'
+STOP_TIMEOUT_S = 1.0
+PipelineFactory = Callable[..., Any]
+
+
+class _Frame(NamedTuple):
+    msg: Any
+    received: float  # time.monotonic() when the callback ran
+
+
+def _qos(reliability: str, depth: int) -> QoSProfile:
+    policy = ReliabilityPolicy.BEST_EFFORT if reliability == 'best_effort' else ReliabilityPolicy.RELIABLE
+    return QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=depth, reliability=policy)
+
+
+class AnomalySegNode(Node):
+    """Pixel-wise anomaly segmentation of a camera stream.
+
+    Args:
+        pipeline_factory: ``factory(model_dir, backend=..., device=...)`` returning an object with
+            the :class:`~..pipeline.AnomalyPipeline` API; tests pass a fake.
+        node_name: default node name (``-r __node:=`` overrides it).
+        **node_kwargs: passed to ``rclpy.node.Node`` (e.g. ``parameter_overrides``, ``context``).
+    Raises:
+        AnomalySegError: invalid parameters (:class:`.parameters.ParameterError`), model or backend.
+    """
+
+    def __init__(self, pipeline_factory: PipelineFactory | None = None, node_name: str = NODE_NAME,
+                 **node_kwargs: Any) -> None:
+        super().__init__(node_name, **node_kwargs)
+        self._raw = parameters.declare(self)
+        self._settings = settings = parameters.validate(self._raw)
+        model_dir = Path(settings.model_dir) if settings.model_dir else default_model_dir()
+        factory = pipeline_factory or AnomalyPipeline.from_model_dir
+        self._pipeline = factory(model_dir, backend=settings.backend, device=settings.device or None)
+        try:
+            self._model_dir = model_dir
+            self._label_set = self._pipeline.config.label_set
+            self._applied_weights: tuple[float, ...] | None = None
+            self._sync_weights()
+            self._warm_up()
+        except BaseException:
+            self._pipeline.close()
+            raise
+        self._stats = NodeStatistics()
+        self._throttle = LogThrottle(period_s=5.0)
+        self._traceback_logged = False
+        self._outputs = OutputSet(settings.outputs, self._make_publisher, Image)
+        self._worker: LatestFrameWorker[_Frame] = LatestFrameWorker(self._process, self._on_worker_error)
+        input_qos = _qos(settings.input_reliability, settings.input_depth)
+        compressed = settings.input_transport == 'compressed'
+        input_type, self._input_name = (CompressedImage, 'image/compressed') if compressed else (Image, 'image')
+        self._subscription = self.create_subscription(input_type, self._input_name, self._on_image, input_qos)
+        self._diagnostics_pub = self.create_publisher(_diagnostic_array_type(), '/diagnostics', 10)
+        self._diagnostics_timer = self.create_timer(settings.diagnostics_period, self._publish_diagnostics)
+        self.add_on_set_parameters_callback(self._on_set_parameters)
+        self._worker.start()
+        self.get_logger().info(self._startup_summary())
+        unknown = sorted(name for name in getattr(self, '_parameter_overrides', {}) if not self.has_parameter(name))
+        if unknown:  # rclpy ignores them silently; a typo in a params file should not go unnoticed
+            self.get_logger().warning(f'ignoring unknown parameters {unknown}; this node has: '
+                                      f'{", ".join(parameters.DEFAULTS)}')
+
+    # --- set-up helpers ---------------------------------------------------------------------
+    def _make_publisher(self, topic: str) -> Any:
+        settings = self._settings
+        return self.create_publisher(Image, topic, _qos(settings.output_reliability, settings.output_depth))
+
+    def _warm_up(self) -> None:
+        """Run one black frame through the stages the advertised topics need (first-run costs)."""
+        height, width = self._pipeline.config.stage('segmentation').input_size
+        try:
+            self._pipeline.process(np.zeros((height, width, 3), dtype=np.uint8),
+                                   required_outputs(self._settings.outputs), self._settings.output_size)
+        except NonFiniteOutputError as exc:
+            self.get_logger().warning(f'warm-up frame: {exc}')
+
+    def _static_facts(self) -> dict[str, str]:
+        backend = getattr(self._pipeline, 'backend', None)
+        config = self._pipeline.config
+        facts = {
+            'backend': str(getattr(backend, 'name', self._settings.backend)),
+            'device': str(getattr(backend, 'device', self._settings.device or 'default')),
+            'model_dir': str(self._model_dir),
+            'label_set': f'{self._label_set.name} ({self._label_set.num_classes} classes)',
+        }
+        for stage in STAGE_ORDER:
+            height, width = config.stage(stage).input_size
+            facts[f'input_size.{stage}'] = f'{width}x{height}'
+        topic = getattr(self._subscription, 'topic_name', self._input_name)  # resolved where rclpy tells
+        facts['input_topic'] = f'{topic} ({self._settings.input_transport})'
+        size = self._settings.output_size
+        facts['output_size'] = ('input' if size is None else size if isinstance(size, str)
+                                else f'{size[1]}x{size[0]}')
+        facts['ensemble_weights'] = ', '.join(f'{w:g}' for w in self._pipeline.ensemble_weights)
+        facts['colormap'] = self._settings.style.colormap
+        facts['torch_imported'] = str('torch' in sys.modules)
+        return facts
+
+    def _startup_summary(self) -> str:
+        facts = self._static_facts()
+        sizes = ', '.join(f'{stage} {facts[f"input_size.{stage}"]}' for stage in STAGE_ORDER)
+        return (f'model {facts["model_dir"]} [{facts["label_set"]}] on {facts["backend"]} ({facts["device"]}); '
+                f'stage input sizes (WxH): {sizes}; input {facts["input_topic"]}, '
+                f'{self._settings.input_reliability} depth {self._settings.input_depth}; output size '
+                f'{facts["output_size"]}; outputs under {self.get_fully_qualified_name()}/: '
+                f'{", ".join(self._settings.outputs)}')
+
+    # --- callbacks (executor thread) --------------------------------------------------------
+    def _on_image(self, msg: Any) -> None:
+        self._stats.count('received')
+        if self._worker.submit(_Frame(msg, time.monotonic())):
+            self._stats.count('dropped')
+
+    def _on_set_parameters(self, params: Sequence[Any]) -> SetParametersResult:
+        changes = {p.name: parameters.plain_value(p.value) for p in params}
+        try:
+            settings = parameters.validate_update(self._raw, changes)
+        except parameters.ParameterError as exc:
+            self.get_logger().warning(f'rejected parameter update: {exc}')
+            return SetParametersResult(successful=False, reason=str(exc))
+        self._raw.update(changes)
+        self._settings = settings  # the worker picks it up with the next frame
+        self.get_logger().info(f'parameters updated: {changes}')
+        return SetParametersResult(successful=True)
+
+    def _publish_diagnostics(self) -> None:
+        report = self._stats.report(self._static_facts())
+        facts = report.values
+        msg = diagnostic_array(report, f'{self.get_name()}: anomaly segmentation',
+                               f'{facts["backend"]} {facts["device"]}', self.get_clock().now().to_msg())
+        self._diagnostics_pub.publish(msg)
+
+    # --- worker thread ----------------------------------------------------------------------
+    def _sync_weights(self) -> None:
+        wanted = self._settings.ensemble_weights or tuple(self._pipeline.config.ensemble_weights)
+        if wanted != self._applied_weights:
+            self._pipeline.ensemble_weights = wanted
+            self._applied_weights = wanted
+
+    def _log_throttled(self, key: str, level: str, message: str) -> None:
+        text = self._throttle.format(key, message)
+        if text is not None:
+            getattr(self.get_logger(), level)(text)
+
+    def _process(self, frame: _Frame) -> None:
+        settings = self._settings
+        topics = self._outputs.active()
+        if not topics:
+            self._stats.count('idle')
+            return
+        start = time.monotonic()
+        try:
+            rgb = _to_rgb(frame.msg)
+        except Exception as exc:  # noqa: BLE001 - any bad input is a skipped frame, never a crash
+            problem = str(exc) if isinstance(exc, ImageConversionError) else f'{type(exc).__name__}: {exc}'
+            self._stats.count('malformed', problem=problem)
+            self._log_throttled('malformed', 'warning', f'skipping input frame: {problem}')
+            return
+        converted = time.monotonic()
+        self._sync_weights()
+        try:
+            result = self._pipeline.process(rgb, required_outputs(topics), settings.output_size)
+        except NonFiniteOutputError as exc:
+            self._stats.count('nonfinite', problem=str(exc))
+            self._log_throttled('nonfinite', 'error', f'frame not published: {exc}')
+            return
+        self._stats.stages_ran(stage for stage in STAGE_ORDER if stage in result.timings_ms)
+        published_start = time.monotonic()
+        published = self._outputs.publish(topics, result, rgb, frame.msg.header, self._label_set, settings.style)
+        end = time.monotonic()
+        timings = dict(result.timings_ms)
+        timings.update(convert=(converted - start) * 1e3, publish=(end - published_start) * 1e3)
+        self._stats.frame_published(timings, (end - frame.received) * 1e3, published, self._stamp_age_ms(frame))
+
+    def _stamp_age_ms(self, frame: _Frame) -> float | None:
+        stamp = frame.msg.header.stamp
+        stamp_ns = int(stamp.sec) * 1_000_000_000 + int(stamp.nanosec)
+        if stamp_ns == 0:
+            return None
+        return (self.get_clock().now().nanoseconds - stamp_ns) / 1e6
+
+    def _on_worker_error(self, exc: BaseException) -> None:
+        problem = f'{type(exc).__name__}: {exc}'
+        self._stats.count('failed', problem=problem)
+        if not self._traceback_logged:
+            self._traceback_logged = True
+            problem += '\n' + ''.join(traceback.format_exception(type(exc), exc, exc.__traceback__))
+        self._log_throttled('failed', 'error', f'frame failed: {problem}')
+
+    # --- tear-down --------------------------------------------------------------------------
+    @property
+    def statistics(self) -> NodeStatistics:
+        return self._stats
+
+    @property
+    def advertised_outputs(self) -> tuple[str, ...]:
+        return tuple(self._outputs.publishers)
+
+    def close(self, timeout: float = STOP_TIMEOUT_S) -> bool:
+        """Stop the worker and release the pipeline; False when inference was still running."""
+        stopped = self._worker.stop(timeout)
+        if stopped:
+            self._pipeline.close()
+        return stopped
+
+
+def _to_rgb(msg: Any) -> np.ndarray:
+    if isinstance(msg, CompressedImage):
+        return compressed_msg_to_rgb(msg)
+    return image_msg_to_rgb(msg)
+
+
+def _diagnostic_array_type() -> type:
+    from diagnostic_msgs.msg import DiagnosticArray
+    return DiagnosticArray
+
+
+def _shutdown() -> None:
+    try:
+        if rclpy.ok():
+            rclpy.shutdown()
+    except Exception:  # noqa: BLE001 - already shut down by the signal handler
+        pass
+
+
+def main(args: Sequence[str] | None = None) -> int:
+    """Console script ``anomaly_seg_node``: run the node until SIGINT/SIGTERM."""
+    try:
+        rclpy.init(args=args)
+    except Exception as exc:  # noqa: BLE001 - rcl argument/params-file errors: one line, no traceback
+        print(f'anomaly_seg_node: cannot initialize ROS: {exc}', file=sys.stderr)
+        return 2
+    try:
+        node = AnomalySegNode()
+    except AnomalySegError as exc:
+        rclpy.logging.get_logger(NODE_NAME).fatal(f'cannot start: {exc}')
+        _shutdown()
+        return 2
+    except (KeyboardInterrupt, ExternalShutdownException):
+        _shutdown()
+        return 0
+    clean = True
+    try:
+        rclpy.spin(node)
+    except (KeyboardInterrupt, ExternalShutdownException):
+        pass
+    finally:
+        clean = node.close()
+        node.destroy_node()
+        _shutdown()
+    if not clean:
+        # Inference is still running in the worker; do not wait for it or unwind native state under it.
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(0)
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())
+

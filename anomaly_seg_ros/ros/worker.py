@@ -1,0 +1,103 @@
+"""A one-slot mailbox and the thread that empties it: the newest frame wins.
+
+The subscription callback only calls :meth:`LatestFrameWorker.submit`, which swaps the frame into
+a slot under a lock and returns at once. The worker thread takes whatever is in the slot when it
+is free. A frame still waiting when a newer one arrives is dropped and counted; frames are never
+queued, so a slow pipeline shows up as drops, not as growing latency.
+"""
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from typing import Generic, TypeVar
+
+__all__ = ['LatestFrameWorker']
+
+T = TypeVar('T')
+
+
+class LatestFrameWorker(Generic[T]):
+    """Runs ``handler`` on the newest submitted item, one at a time, in a daemon thread.
+
+    Args:
+        handler: called with each item taken from the slot.
+        on_error: called with any exception ``handler`` raises; the thread keeps running.
+        name: the thread's name.
+    """
+
+    def __init__(self, handler: Callable[[T], None], on_error: Callable[[BaseException], None],
+                 name: str = 'anomaly_seg_worker') -> None:
+        self._handler = handler
+        self._on_error = on_error
+        self._condition = threading.Condition()
+        self._slot: T | None = None
+        self._has_item = False
+        self._stopping = False
+        self._busy = False
+        self.submitted = 0
+        self.dropped = 0
+        self.handled = 0
+        self._thread = threading.Thread(target=self._run, name=name, daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def submit(self, item: T) -> bool:
+        """Put ``item`` in the slot; returns True when it replaced an item not yet taken (a drop)."""
+        with self._condition:
+            replaced = self._has_item
+            self._slot, self._has_item = item, True
+            self.submitted += 1
+            if replaced:
+                self.dropped += 1
+            self._condition.notify()
+        return replaced
+
+    @property
+    def busy(self) -> bool:
+        """True while ``handler`` runs."""
+        return self._busy
+
+    @property
+    def stopping(self) -> bool:
+        return self._stopping
+
+    def stop(self, timeout: float | None = None) -> bool:
+        """Ask the thread to end after the current item; returns True when it has ended.
+
+        A waiting item is discarded (not counted as dropped).
+        """
+        with self._condition:
+            self._stopping = True
+            self._slot, self._has_item = None, False
+            self._condition.notify_all()
+        if self._thread.is_alive():
+            self._thread.join(timeout)
+        return not self._thread.is_alive()
+
+    def _take(self) -> tuple[bool, T | None]:
+        with self._condition:
+            while not self._has_item and not self._stopping:
+                self._condition.wait()
+            if self._stopping:
+                return False, None
+            item, self._slot, self._has_item = self._slot, None, False
+            self._busy = True
+            return True, item
+
+    def _run(self) -> None:
+        while True:
+            ok, item = self._take()
+            if not ok:
+                return
+            try:
+                self._handler(item)  # type: ignore[arg-type]
+            except Exception as exc:  # noqa: BLE001 - a frame must never end the worker
+                if not self._stopping:
+                    try:
+                        self._on_error(exc)
+                    except Exception:  # noqa: BLE001 - reporting must not end the worker either
+                        pass
+            finally:
+                self._busy = False
+                self.handled += 1
