@@ -18,7 +18,6 @@ from pathlib import Path
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 
 from .errors import ModelError
@@ -51,8 +50,7 @@ from .uncertainty import (
     ensemble,
     normalize_perceptual_difference,
     perceptual_difference,
-    softmax_distance,
-    softmax_entropy,
+    softmax_maps,
 )
 
 __all__ = [
@@ -101,10 +99,9 @@ class SegmentationStage(nn.Module):
         self.normalize = _Normalize(mean, std)
 
     def forward(self, image: Tensor) -> tuple[Tensor, Tensor, Tensor]:
-        logits = self.network(self.normalize(image))
-        # max(dim).indices: the first maximal class as argmax, but ~8x faster than argmax on NCHW CPU tensors
-        semantic = logits.max(dim=1).indices.to(torch.int32)
-        return semantic, softmax_entropy(logits), softmax_distance(logits)
+        # One pass of shared softmax terms (see softmax_maps): no channel-axis Softmax/TopK in the graph.
+        semantic, entropy, distance = softmax_maps(self.network(self.normalize(image)))
+        return semantic.to(torch.int32), entropy, distance
 
 
 class SynthesisStage(nn.Module):
@@ -190,7 +187,8 @@ class DissimilarityStage(nn.Module):
         perc = resize_bilinear(perceptual_difference, size)
         uncertainty = torch.cat([ent, perc, dist], dim=1) if getattr(self.network, 'use_uncertainty', True) else None
         logits = self.network(img, syn, seg, uncertainty)
-        dissimilarity = F.softmax(logits, dim=1)[:, 1:2]
+        # softmax(logits)[:, 1] of two classes, without a channel-axis Softmax (transposed by ONNX Runtime)
+        dissimilarity = torch.sigmoid(logits[:, 1:2] - logits[:, 0:1])
         return dissimilarity, ensemble(dissimilarity, ent, perc, dist, ensemble_weights)
 
 

@@ -13,6 +13,7 @@ from anomaly_seg_ros.uncertainty import (
     perceptual_difference,
     softmax_distance,
     softmax_entropy,
+    softmax_maps,
 )
 
 
@@ -55,6 +56,18 @@ def test_uncertainty_maps_stay_in_unit_range() -> None:
         out = fn(logits)
         assert out.shape == (3, 1, 6, 7)
         assert out.min() >= 0 and out.max() <= 1
+
+
+def test_softmax_maps_equal_argmax_entropy_and_distance_computed_apart() -> None:
+    logits = torch.randn(2, 19, 6, 7) * 4
+    logits[0, :, 0, 0] = torch.tensor([3.0, 3.0] + [-5.0] * 17)  # a tie: distance 1, argmax the first class
+    index, entropy, distance = softmax_maps(logits)
+    assert torch.equal(index, logits.max(dim=1).indices)
+    torch.testing.assert_close(entropy, softmax_entropy(logits), atol=1e-6, rtol=0)
+    torch.testing.assert_close(distance, softmax_distance(logits), atol=1e-6, rtol=0)
+    assert distance[0, 0, 0, 0].item() == pytest.approx(1.0, abs=1e-6) and index[0, 0, 0].item() == 0
+    single = softmax_maps(torch.randn(1, 1, 3, 3))
+    assert single[1].abs().max() == 0 and single[2].abs().max() == 0
 
 
 def test_perceptual_difference_is_zero_for_identical_features() -> None:

@@ -1,0 +1,369 @@
+"""The node benchmark: ``anomaly_seg_node`` as its own process, fed camera frames at a fixed rate.
+
+The node runs on a ROS domain of its own (``ROS_DOMAIN_ID``, localhost only) with the shipped
+parameters file and the given model directory and backend. This process publishes rgb8 frames whose
+header stamp is the wall-clock time of publishing, and subscribes to output topics in two runs: every
+output topic, then ``~/anomaly`` alone. Per topic it measures input-stamp-to-output latency (receive
+time minus the stamp the node copied into the output) and the output rate; from the node's
+``/diagnostics`` it takes frames received, processed and dropped, and the node's own per-frame timings:
+``convert`` (message to array), the pipeline's ``prepare``, four stages and ``fetch``, and ``publish``
+(rendering, colorizing, message building and publishing). The node's overhead is
+convert + prepare + fetch + publish against the four stages.
+
+The node's input subscription is made reliable (``qos.input_reliability:=reliable``) unless
+``parameters`` set it: with the shipped best-effort input, 2048x1024 rgb8 frames (6 MB) were mostly
+lost before reaching the node on a loaded 2-core machine (at most a third delivered at 1 to 3 Hz, often
+none; docs/PERFORMANCE.md), which leaves little to time. Pass
+``qos.input_reliability:=best_effort`` to measure that loss.
+
+Outputs are subscribed raw (serialized bytes, only the header stamp is decoded) so that this
+process spends as little CPU as possible on the node's 2048x1024 outputs: on a small machine the
+subscriber competes with the node for the same cores.
+
+rclpy is imported inside the functions that need it (this module is also imported without ROS).
+"""
+from __future__ import annotations
+
+import os
+import signal
+import struct
+import subprocess
+import sys
+import tempfile
+import time
+from collections import defaultdict
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..errors import AnomalySegError
+from ..resources import default_config_file
+from .frames import bench_frames
+from .stats import summarize
+
+__all__ = ['NODE_NAME', 'NodeBenchError', 'NodeBenchOptions', 'run_node_benchmark']
+
+NODE_NAME = 'anomaly_seg'
+INPUT_TOPIC = '/anomaly_seg_bench/image'
+_STAGES = ('segmentation', 'synthesis', 'perceptual', 'dissimilarity')
+_NODE_WORK = ('convert', 'prepare', 'fetch', 'publish')
+
+
+class NodeBenchError(AnomalySegError):
+    """The node did not start, died, or never answered."""
+
+
+@dataclass
+class NodeBenchOptions:
+    """What to run. ``model_dir``/``backend`` ``None``: the parameters file's values."""
+
+    model_dir: Path | None = None
+    backend: str | None = None
+    device: str | None = None
+    input_size: tuple[int, int] = (2048, 1024)  # (W, H)
+    rate_hz: float = 5.0
+    duration_s: float = 20.0
+    warmup_s: float = 3.0
+    domain_id: int | None = None
+    output_size: str = 'input'
+    startup_timeout_s: float = 180.0
+    parameters: tuple[str, ...] = ()  # extra node parameters, 'name:=value'
+    runs: tuple[tuple[str, tuple[str, ...] | None], ...] = (('all outputs', None), ('only anomaly', ('anomaly',)))
+
+
+def _free_domain_id() -> int:
+    """A domain id unlikely to meet other sessions' (pid-derived, 1..100)."""
+    return os.getpid() % 97 + 3
+
+
+def _stamp_from_cdr(data: bytes) -> int:
+    """Header stamp (ns) of a serialized message that starts with std_msgs/Header (CDR, after the 4-byte
+    encapsulation header: int32 sec, uint32 nanosec)."""
+    little = bool(data[1] & 1)
+    sec, nanosec = struct.unpack_from('<iI' if little else '>iI', data, 4)
+    return sec * 1_000_000_000 + nanosec
+
+
+class _NodeProcess:
+    def __init__(self, command: list[str], env: dict[str, str], log_path: Path) -> None:
+        self.log_path = log_path
+        self._log = open(log_path, 'w')  # noqa: SIM115 - closed in stop()
+        self.process = subprocess.Popen(command, env=env, stdout=self._log, stderr=subprocess.STDOUT,
+                                        stdin=subprocess.DEVNULL, start_new_session=True)
+
+    def check_alive(self, when: str) -> None:
+        code = self.process.poll()
+        if code is not None:
+            self._log.flush()
+            lines = [line for line in self.log_path.read_text(errors='replace').splitlines() if line.strip()]
+            raise NodeBenchError(f'the node exited with status {code} {when}: {lines[-1] if lines else "(no output)"}'
+                                 f' (log: {self.log_path})')
+
+    def stop(self, timeout: float = 10.0) -> None:
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGINT)
+            try:
+                self.process.wait(timeout)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.process.pid, signal.SIGKILL)
+                self.process.wait()
+        self._log.close()
+
+
+class _Client:
+    """This process's ROS node: the camera publisher, raw output subscriptions, /diagnostics."""
+
+    def __init__(self, domain_id: int) -> None:
+        import rclpy
+        from diagnostic_msgs.msg import DiagnosticArray
+        from rclpy.executors import SingleThreadedExecutor
+        from rclpy.qos import QoSProfile, ReliabilityPolicy
+        from sensor_msgs.msg import Image
+
+        self._image_type = Image
+        self._qos = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
+        self.context = rclpy.Context()
+        rclpy.init(context=self.context, domain_id=domain_id)
+        self.node = rclpy.create_node('anomaly_seg_bench', context=self.context)
+        self.executor = SingleThreadedExecutor(context=self.context)
+        self.executor.add_node(self.node)
+        self.publisher = self.node.create_publisher(Image, INPUT_TOPIC, self._qos)
+        self.received: dict[str, list[tuple[int, int]]] = defaultdict(list)  # topic -> [(recv ns, stamp ns)]
+        self.diagnostics: list[tuple[float, dict[str, str]]] = []  # (monotonic, key/values)
+        self._subscriptions: dict[str, Any] = {}
+        self.node.create_subscription(DiagnosticArray, '/diagnostics', self._on_diagnostics, 10)
+
+    def _on_diagnostics(self, msg: Any) -> None:
+        for status in msg.status:
+            if 'anomaly segmentation' in status.name:
+                self.diagnostics.append((time.monotonic(), {kv.key: kv.value for kv in status.values}))
+
+    def subscribe(self, topics: Sequence[str]) -> None:
+        for topic in topics:
+            record = self.received[topic]
+            def callback(data: bytes, record: list[tuple[int, int]] = record) -> None:
+                record.append((time.time_ns(), _stamp_from_cdr(data)))
+            self._subscriptions[topic] = self.node.create_subscription(
+                self._image_type, f'/{NODE_NAME}/{topic}', callback, self._qos, raw=True)
+
+    def unsubscribe_all(self) -> None:
+        for subscription in self._subscriptions.values():
+            self.node.destroy_subscription(subscription)
+        self._subscriptions.clear()
+
+    def connected(self) -> bool:
+        return all(s.get_publisher_count() > 0 for s in self._subscriptions.values())
+
+    def spin_for(self, seconds: float) -> None:
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline:
+            self.executor.spin_once(timeout_sec=min(0.01, max(deadline - time.monotonic(), 0.0)))
+
+    def spin_until(self, predicate: Callable[[], bool], timeout: float, process: _NodeProcess, when: str) -> bool:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if predicate():
+                return True
+            process.check_alive(when)
+            self.executor.spin_once(timeout_sec=0.05)
+        return predicate()
+
+    def image(self, rgb: np.ndarray) -> Any:
+        import array
+
+        from ..ros.conversions import array_to_image_fields
+
+        fields = array_to_image_fields(rgb, 'rgb8')
+        data = array.array('B')
+        data.frombytes(fields.pop('data'))
+        msg = self._image_type(**fields)
+        msg.data = data
+        msg.header.frame_id = 'bench_camera'
+        return msg
+
+    def stream(self, messages: Sequence[Any], rate_hz: float, seconds: float) -> list[int]:
+        """Publish ``messages`` round robin at ``rate_hz`` for ``seconds``; returns the stamps sent (ns)."""
+        period = 1.0 / rate_hz
+        stamps = []
+        start = time.monotonic()
+        next_time = start
+        index = 0
+        while next_time < start + seconds:
+            now = time.monotonic()
+            if now < next_time:
+                self.executor.spin_once(timeout_sec=min(next_time - now, 0.01))
+                continue
+            msg = messages[index % len(messages)]
+            stamp = time.time_ns()
+            msg.header.stamp.sec, msg.header.stamp.nanosec = divmod(stamp, 1_000_000_000)
+            self.publisher.publish(msg)
+            stamps.append(stamp)
+            index += 1
+            next_time += period
+        return stamps
+
+    def close(self) -> None:
+        try:
+            self.executor.shutdown()
+            self.node.destroy_node()
+        finally:
+            self.context.try_shutdown()
+
+
+def _node_command(options: NodeBenchOptions, model_dir: Path | None) -> list[str]:
+    command = [sys.executable, '-m', 'anomaly_seg_ros.ros.node', '--ros-args', '-r', f'__node:={NODE_NAME}',
+               '-r', f'image:={INPUT_TOPIC}', '--params-file', str(default_config_file()),
+               '-p', 'diagnostics_period:=1.0', '-p', f'output_size:={options.output_size}']
+    if model_dir is not None:
+        command += ['-p', f'model_dir:={model_dir}']
+    if options.backend:
+        command += ['-p', f'backend:={options.backend}']
+    if options.device:
+        command += ['-p', f'device:={options.device}']
+    for parameter in _parameters(options):
+        command += ['-p', parameter]
+    return command
+
+
+def _parameters(options: NodeBenchOptions) -> list[str]:
+    """The extra node parameters: reliable input unless set (see the module docstring), then the user's."""
+    parameters = list(options.parameters)
+    if not any(p.startswith('qos.input_reliability:=') for p in parameters):
+        parameters.insert(0, 'qos.input_reliability:=reliable')
+    return parameters
+
+
+def _number(values: dict[str, str], key: str) -> float | None:
+    try:
+        return float(values[key])
+    except (KeyError, ValueError):
+        return None
+
+
+def _window(diagnostics: list[tuple[float, dict[str, str]]], start: float, end: float
+            ) -> tuple[dict[str, str], dict[str, str], list[dict[str, str]]]:
+    """(last report before ``start``, last report up to ``end``, reports in between)."""
+    before = [values for when, values in diagnostics if when <= start]
+    inside = [values for when, values in diagnostics if start < when <= end]
+    first = before[-1] if before else {}
+    last = inside[-1] if inside else first
+    return first, last, inside
+
+
+def _node_timings(reports: list[dict[str, str]], first: dict[str, str]) -> dict[str, float]:
+    """Mean per-frame ms of each ``stage_ms.*`` key, weighted by the frames each report covers."""
+    sums: dict[str, float] = defaultdict(float)
+    weights: dict[str, float] = defaultdict(float)
+    processed = _number(first, 'frames_processed') or 0.0
+    for values in reports:
+        now = _number(values, 'frames_processed') or processed
+        frames, processed = now - processed, now
+        if frames <= 0:
+            continue
+        for key, text in values.items():
+            if key.startswith('stage_ms.'):
+                sums[key[9:]] += float(text) * frames
+                weights[key[9:]] += frames
+    order = ['convert', 'prepare', *_STAGES, 'fetch', 'publish', 'total']
+    names = sorted(sums, key=lambda k: (order.index(k) if k in order else len(order), k))
+    return {name: round(sums[name] / weights[name], 2) for name in names if weights[name]}
+
+
+def _delta(first: dict[str, str], last: dict[str, str], key: str) -> int:
+    return int((_number(last, key) or 0) - (_number(first, key) or 0))
+
+
+def _one_run(client: _Client, process: _NodeProcess, name: str, topics: tuple[str, ...], all_topics: Sequence[str],
+             messages: Sequence[Any], options: NodeBenchOptions) -> dict[str, Any]:
+    client.unsubscribe_all()
+    client.received.clear()
+    client.subscribe(topics)
+    client.spin_until(client.connected, 30.0, process, f'while subscribing to {", ".join(topics)}')
+    client.stream(messages, options.rate_hz, options.warmup_s)  # the node sees the subscribers, caches warm up
+    client.spin_for(1.5)
+    start = time.monotonic()
+    stamps = client.stream(messages, options.rate_hz, options.duration_s)
+    end_stream = time.monotonic()
+    client.spin_for(max(2.5, 3.0 / options.rate_hz))  # in-flight frames and the next diagnostics report
+    first, last, inside = _window(client.diagnostics, start, time.monotonic())
+    sent = set(stamps)
+    duration = end_stream - start
+    latency, rate, received = {}, {}, {}
+    for topic in topics:
+        samples = [(recv - stamp) / 1e6 for recv, stamp in client.received[topic] if stamp in sent]
+        latency[topic] = summarize(samples)
+        received[topic] = len(samples)
+        rate[topic] = round(len(samples) / duration, 3) if duration > 0 else 0.0
+    node = {key: _delta(first, last, key) for key in
+            ('frames_received', 'frames_processed', 'frames_dropped', 'frames_idle', 'frames_failed')}
+    published = {topic: _delta(first, last, f'published.{topic}') for topic in all_topics}
+    timings = _node_timings(inside, first)
+    stages = sum(timings.get(stage, 0.0) for stage in _STAGES)
+    node_ms = sum(timings.get(key, 0.0) for key in _NODE_WORK)
+    overhead = {'node_ms': round(node_ms, 2), 'stages_ms': round(stages, 2),
+                'ratio': round(node_ms / stages, 4) if stages > 0 else None,
+                'parts_ms': {key: timings.get(key) for key in _NODE_WORK}}
+    return {
+        'name': name, 'topics': list(topics), 'frames_published': len(stamps),
+        'lost_before_node': max(len(stamps) - node['frames_received'], 0),
+        'node': node, 'published': published, 'received': received, 'rate_hz': rate, 'latency_ms': latency,
+        'input_rate_hz': round(len(stamps) / duration, 3) if duration > 0 else 0.0,
+        'node_timings_ms': timings, 'overhead': overhead,
+        'diagnostics_reports': len(inside),
+    }
+
+
+def run_node_benchmark(options: NodeBenchOptions, progress: Callable[[str], None] | None = None) -> dict[str, Any]:
+    """Start the node, run :attr:`NodeBenchOptions.runs`, stop it; returns the measurements (JSON-ready)."""
+    from ..ros.outputs import OUTPUT_TOPICS
+
+    if options.rate_hz <= 0 or options.duration_s <= 0:
+        raise ValueError('rate and duration must be positive')
+    say = progress or (lambda text: None)
+    domain = options.domain_id if options.domain_id is not None else _free_domain_id()
+    ros_env = {'ROS_DOMAIN_ID': str(domain), 'ROS_LOCALHOST_ONLY': '1', 'ROS_AUTOMATIC_DISCOVERY_RANGE': 'LOCALHOST'}
+    env = dict(os.environ, **ros_env)
+    saved = {key: os.environ.get(key) for key in ros_env}
+    os.environ.update(ros_env)  # this process's DDS participant: the same domain, localhost only
+    model_dir = Path(options.model_dir) if options.model_dir is not None else None
+    log_path = Path(tempfile.mkstemp(prefix='anomaly_seg_bench_node_', suffix='.log')[1])
+    width, height = options.input_size
+    say(f'starting the node on ROS_DOMAIN_ID {domain} (log {log_path}) ...')
+    process = _NodeProcess(_node_command(options, model_dir), env, log_path)
+    client = None
+    try:
+        client = _Client(domain)
+        messages = [client.image(rgb) for rgb in bench_frames(width, height, count=2)]
+        if not client.spin_until(lambda: client.publisher.get_subscription_count() > 0, options.startup_timeout_s,
+                                 process, 'while starting'):
+            raise NodeBenchError(f'the node did not subscribe to {INPUT_TOPIC} within '
+                                 f'{options.startup_timeout_s:.0f} s (log: {log_path})')
+        runs = []
+        for name, topics in options.runs:
+            chosen = tuple(OUTPUT_TOPICS) if topics is None else tuple(topics)
+            say(f'run "{name}": {options.rate_hz} Hz for {options.duration_s} s ...')
+            runs.append(_one_run(client, process, name, chosen, tuple(OUTPUT_TOPICS), messages, options))
+            process.check_alive(f'during run "{name}"')
+        static = client.diagnostics[-1][1] if client.diagnostics else {}
+    finally:
+        if client is not None:
+            client.close()
+        process.stop()
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+    return {
+        'settings': {'input_size': f'{width}x{height}', 'rate_hz': options.rate_hz, 'duration_s': options.duration_s,
+                     'warmup_s': options.warmup_s, 'domain_id': domain, 'output_size': options.output_size,
+                     'backend': static.get('backend', options.backend), 'device': static.get('device'),
+                     'model_dir': static.get('model_dir', str(model_dir) if model_dir else 'default'),
+                     'torch_imported_in_node': static.get('torch_imported'),
+                     'parameters': _parameters(options),
+                     'log': str(log_path)},
+        'runs': runs,
+    }
