@@ -70,11 +70,12 @@ def required_outputs(topics: Collection[str]) -> frozenset[str]:
 
 
 def render(topic: str, result: PipelineResult, rgb: np.ndarray, label_set: LabelSet,
-           style: HeatmapStyle) -> np.ndarray:
+           style: HeatmapStyle, heatmaps: dict[str, np.ndarray] | None = None) -> np.ndarray:
     """The array published on ``topic``: HxW uint8/float32 or HxWx3 uint8, per its encoding.
 
     ``rgb`` is the camera frame (HxWx3 uint8), used by the overlay; it is resized to the anomaly
-    map's size when outputs are published at another size.
+    map's size when outputs are published at another size. ``heatmaps``: a per-frame cache, so the
+    heatmap and the overlay of one frame colorize the anomaly map once.
     """
     spec = OUTPUT_TOPICS[topic]
     values = result.get(spec.source)
@@ -84,7 +85,10 @@ def render(topic: str, result: PipelineResult, rgb: np.ndarray, label_set: Label
         return values
     if spec.kind == 'labels':
         return label_set.colorize(values)
-    heatmap = colorize_heatmap(values, style.colormap, style.value_range)
+    heatmaps = {} if heatmaps is None else heatmaps
+    if spec.source not in heatmaps:
+        heatmaps[spec.source] = colorize_heatmap(values, style.colormap, style.value_range)
+    heatmap = heatmaps[spec.source]
     if spec.kind == 'heatmap':
         return heatmap
     if rgb.shape[:2] != heatmap.shape[:2]:
@@ -96,7 +100,7 @@ def image_message(image_type: type, header: Any, values: np.ndarray, encoding: s
     """A sensor_msgs/Image (``image_type``) holding ``values`` with ``header`` unchanged."""
     fields = array_to_image_fields(values, encoding)
     data = array.array('B')
-    data.frombytes(fields.pop('data'))  # the array.array path skips the per-byte field check
+    data.frombytes(fields.pop('data'))  # the one copy; array.array also skips rclpy's per-byte field check
     msg = image_type(header=header, **fields)
     msg.data = data
     return msg
@@ -126,8 +130,9 @@ class OutputSet:
     def publish(self, topics: Sequence[str], result: PipelineResult, rgb: np.ndarray, header: Any,
                 label_set: LabelSet, style: HeatmapStyle) -> list[str]:
         """Render and publish ``topics`` from one frame's result; returns the topics published."""
+        heatmaps: dict[str, np.ndarray] = {}
         rendered: Mapping[str, np.ndarray] = {
-            topic: render(topic, result, rgb, label_set, style) for topic in topics
+            topic: render(topic, result, rgb, label_set, style, heatmaps) for topic in topics
         }
         for topic, values in rendered.items():
             message = image_message(self._image_type, header, values, OUTPUT_TOPICS[topic].encoding)

@@ -96,7 +96,7 @@ def test_image_msg_to_array_inverts_array_to_image_fields(encoding, array):
     assert np.array_equal(image_msg_to_array(SimpleNamespace(**fields)), array)
     # padded rows and big-endian data read back the same
     padded = dict(fields, step=fields['step'] + 3,
-                  data=b''.join(fields['data'][r * fields['step']:(r + 1) * fields['step']] + b'\0\0\0'
+                  data=b''.join(bytes(fields['data'][r * fields['step']:(r + 1) * fields['step']]) + b'\0\0\0'
                                 for r in range(fields['height'])))
     assert np.array_equal(image_msg_to_array(SimpleNamespace(**padded)), array)
     if array.dtype.itemsize > 1:
