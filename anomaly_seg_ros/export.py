@@ -203,7 +203,7 @@ def export_stage(module: torch.nn.Module, spec: StageSpec, path: str | Path, num
     model.doc_string = stage_doc or f'anomaly_seg_ros stage {spec.name}'
     del model.metadata_props[:]
     for key, value in (('stage', spec.name), ('inputs', ', '.join(spec.input_names)),
-                       ('outputs', ', '.join(spec.output_names))):
+                       ('outputs', ', '.join(spec.output_names)), ('num_classes', str(int(num_classes)))):
         model.metadata_props.add(key=key, value=value)
     _check_onnx(model, spec, path)
     onnx.save(model, str(path))

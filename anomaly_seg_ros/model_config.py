@@ -191,7 +191,8 @@ def load_model_config(model_dir: str | Path) -> ModelConfig:
     try:
         data = yaml.safe_load(path.read_text())
     except (OSError, yaml.YAMLError) as exc:
-        raise ModelError(f'{path} cannot be read as YAML ({exc}); regenerate it') from exc
+        reason = ' '.join(str(exc).split())  # YAML errors span lines; the message must stay one line
+        raise ModelError(f'{path} cannot be read as YAML ({reason}); regenerate it') from exc
     if not isinstance(data, Mapping):
         raise ModelError(f'{path} does not hold a mapping; regenerate it')
     return ModelConfig.from_dict(data, source=str(path))

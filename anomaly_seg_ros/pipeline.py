@@ -154,7 +154,7 @@ class AnomalyPipeline:
             timings[stage] = (time.perf_counter() - stage_start) * 1e3
 
         fetch_start = time.perf_counter()
-        for name in wanted:
+        for name in (n for n in OUTPUT_NAMES if n in wanted):  # stage order: the first bad one is named
             setattr(result, name, self._fetch(name, tensors[name], target))
         timings['fetch'] = (time.perf_counter() - fetch_start) * 1e3
         timings['total'] = (time.perf_counter() - start) * 1e3
@@ -166,6 +166,9 @@ class AnomalyPipeline:
             labels = np.ascontiguousarray(array[0]).astype(np.uint8)
             return labels if target is None else resize_map(labels, target, nearest=True)
         if name == 'synthesis':
+            bad = array.size - int(np.count_nonzero(np.isfinite(array)))
+            if bad:  # to_uint8_rgb would turn NaN into a silent 0
+                raise NonFiniteOutputError(name, bad)
             rgb = to_uint8_rgb(array[0])
             return rgb if target is None else resize_map(rgb, target)
         values = np.ascontiguousarray(array[0, 0], dtype=np.float32)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import sys
+import threading
 import time
 import traceback
 from collections.abc import Callable, Sequence
@@ -40,6 +41,7 @@ __all__ = ['AnomalySegNode', 'main']
 
 NODE_NAME = 'anomaly_seg'
 STOP_TIMEOUT_S = 1.0
+TEARDOWN_TIMEOUT_S = 0.5  # after the worker's STOP_TIMEOUT_S: the process ends within 2 s of a signal
 PipelineFactory = Callable[..., Any]
 
 
@@ -256,6 +258,23 @@ def _diagnostic_array_type() -> type:
     return DiagnosticArray
 
 
+def _exit_after(seconds: float, status: int) -> None:
+    """End the process with ``status`` in ``seconds`` unless it has ended by then.
+
+    A guard around ROS tear-down: with several nodes starting at once on a loaded machine, destroying
+    a publisher in ``rclpy.shutdown()`` was seen never to return (Fast DDS), which left a node that had
+    already logged its fatal error, or had been told to stop, running.
+    """
+    def force() -> None:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(status)
+
+    timer = threading.Timer(seconds, force)
+    timer.daemon = True
+    timer.start()
+
+
 def _shutdown() -> None:
     try:
         if rclpy.ok():
@@ -275,6 +294,7 @@ def main(args: Sequence[str] | None = None) -> int:
         node = AnomalySegNode()
     except AnomalySegError as exc:
         rclpy.logging.get_logger(NODE_NAME).fatal(f'cannot start: {exc}')
+        _exit_after(TEARDOWN_TIMEOUT_S, 2)
         _shutdown()
         return 2
     except (KeyboardInterrupt, ExternalShutdownException):
@@ -286,6 +306,7 @@ def main(args: Sequence[str] | None = None) -> int:
     except (KeyboardInterrupt, ExternalShutdownException):
         pass
     finally:
+        _exit_after(STOP_TIMEOUT_S + TEARDOWN_TIMEOUT_S, 0 if sys.exc_info()[0] is None else 1)
         clean = node.close()
         node.destroy_node()
         _shutdown()

@@ -21,7 +21,7 @@ import numpy as np
 from ..errors import BackendError, ModelError
 from ..model_config import ModelConfig
 from ..stages import STAGE_ORDER, StageSpec, stage_specs
-from .stage_files import EXPORT_COMMAND, ONNX_FP16, check_graph_io, stage_file
+from .stage_files import EXPORT_COMMAND, ONNX_FP16, check_graph_io, check_graph_metadata, stage_file
 
 __all__ = ['OnnxRuntimeBackend']
 
@@ -155,6 +155,8 @@ class OnnxRuntimeBackend:
                        [(i.name, i.shape, _ORT_DTYPES.get(i.type, i.type)) for i in session.get_inputs()],
                        [(o.name, o.shape, _ORT_DTYPES.get(o.type, o.type)) for o in session.get_outputs()],
                        f'The file belongs to another model or an older export: {fix}.')
+        check_graph_metadata(path, self.config, session.get_modelmeta().custom_metadata_map,
+                             f'Use the files made for this model, or {fix}.')
         return session
 
     # -- Backend protocol ------------------------------------------------------------------------

@@ -9,7 +9,7 @@ back to the default file name.
 """
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from ..errors import ModelError
@@ -21,6 +21,7 @@ __all__ = [
     'ONNX_FP16',
     'TensorInfo',
     'check_graph_io',
+    'check_graph_metadata',
     'onnx_files_present',
     'stage_file',
 ]
@@ -78,6 +79,20 @@ def check_graph_io(path: Path, spec: StageSpec, inputs: Sequence[TensorInfo], ou
     if problems:
         raise ModelError(f'{path} does not match stage {spec.name!r} of the model metadata: '
                          f'{"; ".join(problems)}. {fix}')
+
+
+def check_graph_metadata(path: Path, config: ModelConfig, metadata: Mapping[str, str], fix: str) -> None:
+    """Raise :class:`ModelError` naming ``path`` when its export metadata contradicts ``config``.
+
+    ``metadata``: the graph's key/value metadata (ONNX ``metadata_props``). Its ``num_classes`` (written
+    by :func:`..export.export_stage`) must be the label set's; the tensor shapes cannot show a graph
+    exported for another label set. Graphs without the key (older exports) are not checked.
+    """
+    declared = metadata.get('num_classes')
+    expected = config.label_set.num_classes
+    if declared is not None and str(declared).strip() != str(expected):
+        raise ModelError(f'{path} was exported for {declared} classes, but the model metadata says label set '
+                         f'{config.label_set.name!r} with {expected} classes: the file belongs to another model. {fix}')
 
 
 def onnx_files_present(model_dir: str | Path, config: ModelConfig, fp16: bool = False) -> bool:
