@@ -129,38 +129,6 @@ def test_outputs_nobody_subscribes_to_are_not_computed(probe):
     assert {k for k, v in published.items() if v} == {'published.semantic_color'}
 
 
-def test_under_a_much_faster_publisher_latency_stays_bounded_and_drops_are_counted(probe):
-    probe.subscribe(['anomaly'])
-    _stream(probe, lambda: bool(probe.messages('anomaly')))  # the path is warm
-    before = _diagnostics_after(probe, probe.now_ns())
-    publisher = probe.publisher()
-    frames = [rgb_frame(256, 512, seed=i) for i in range(8)]
-    sent_at: dict[int, float] = {}
-    start = time.monotonic()
-    while time.monotonic() - start < 4.0:
-        msg = image_msg(frames[len(sent_at) % len(frames)], probe.now_ns())
-        publisher.publish(msg)
-        sent_at[stamp_ns(msg)] = time.monotonic()
-        probe.executor.spin_once(timeout_sec=0)
-    probe.spin_until(lambda: False, 1.0)
-    after = _diagnostics_after(probe, probe.now_ns())
-    outputs = [(received, stamp_ns(msg)) for received, msg in probe.received['anomaly'] if stamp_ns(msg) in sent_at]
-    latencies = [received - sent_at[stamp] for received, stamp in outputs]
-    sent_rate = len(sent_at) / 4.0
-    print(f'sent {len(sent_at)} frames ({sent_rate:.0f} Hz), received {len(outputs)}, latency ms '
-          f'p50 {np.percentile(latencies, 50) * 1e3:.0f} max {max(latencies) * 1e3:.0f}; node dropped '
-          f'{int(after["frames_dropped"]) - int(before["frames_dropped"])}, stage total '
-          f'{after.get("stage_ms.total")} ms')
-    assert len(outputs) >= 5
-    assert len(outputs) < len(sent_at) / 2, 'the publisher was not much faster than the pipeline'
-    assert int(after['frames_dropped']) > int(before['frames_dropped'])
-    # the newest frame wins: outputs come in stamp order, and no frame waits behind a queue
-    assert [stamp for _, stamp in outputs] == sorted(stamp for _, stamp in outputs)
-    half = len(latencies) // 2
-    assert np.median(latencies[half:]) < 2 * np.median(latencies[:half]) + 0.1, 'latency grows under load'
-    assert max(latencies) < 2.0
-
-
 def test_malformed_frames_are_skipped_counted_and_the_next_good_frame_is_processed(probe):
     probe.subscribe(['anomaly'])
     _stream(probe, lambda: bool(probe.messages('anomaly')))
