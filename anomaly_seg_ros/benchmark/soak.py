@@ -398,9 +398,9 @@ def _size(text: str) -> tuple[int, int]:
         raise argparse.ArgumentTypeError(f'expected WIDTHxHEIGHT, e.g. 640x480, got {text!r}') from None
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """``python -m anomaly_seg_ros.benchmark.soak``: run a soak, print its figures; exit 1 when a check fails."""
-    parser = argparse.ArgumentParser(prog='python -m anomaly_seg_ros.benchmark.soak',
+def main(argv: Sequence[str] | None = None, prog: str = 'anomaly_seg bench --soak') -> int:
+    """``anomaly_seg bench --soak ...``: run a soak, print its figures; exit 1 when a check fails."""
+    parser = argparse.ArgumentParser(prog=prog,
                                      description=__doc__.split('\n\n')[0])
     parser.add_argument('--models', type=Path, help='model directory (default: shipped, else light random weights)')
     parser.add_argument('--backend', default='onnxruntime', choices=('onnxruntime', 'tensorrt', 'torch'))

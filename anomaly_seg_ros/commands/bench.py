@@ -101,6 +101,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument('--spin', action='store_true', help='worker threads spin-wait when idle (ONNX Runtime '
                         'allow_spinning, OMP_WAIT_POLICY=ACTIVE for torch); default: both sleep, as the node runs')
     parser.add_argument('--quiet', action='store_true', help='no progress lines')
+    parser.add_argument('--soak', nargs=argparse.REMAINDER, metavar='...',
+                        help='instead: the overload/soak run of the node (issue 9): frames at several times the '
+                             'pipeline rate for minutes; latency, drops and RSS. Every argument after --soak is '
+                             "the soak's own; see `anomaly_seg bench --soak --help`")
     parser.set_defaults(run=run)
 
 
@@ -113,6 +117,11 @@ def _progress(args: argparse.Namespace):  # noqa: ANN202 - a callable or None
 def run(args: argparse.Namespace) -> int:
     import logging
     import os
+
+    if args.soak is not None:
+        from ..benchmark.soak import main as soak_main
+
+        return soak_main(args.soak)
 
     # torch's OpenMP threads wait as ONNX Runtime's do (read once, when torch is imported): a fair comparison.
     os.environ.setdefault('OMP_WAIT_POLICY', 'ACTIVE' if args.spin else 'PASSIVE')
