@@ -11,9 +11,6 @@ from __future__ import annotations
 
 import os
 import queue
-import random
-import signal
-import subprocess
 import sys
 import time
 from collections.abc import Iterator
@@ -26,16 +23,23 @@ import numpy as np
 from .demo_output import DemoSummary, OutputWriter, format_summary, write_contact_sheet
 from .demo_sources import Frame, FrameSource
 from .errors import AnomalySegError
-from .resources import default_config_file, default_model_dir, share_directories
+from .resources import default_model_dir
 from .ros.conversions import image_msg_to_array
-from .ros.demo_client import IMAGE_TOPIC, NODE_NAME, DemoClient
+from .ros.demo_client import IMAGE_TOPIC, DemoClient
+from .ros.node_process import (
+    DISCOVERY_VARIABLES,
+    NODE_PROGRAM,
+    NodeProcess,
+    environment,
+    free_domain_id,
+    node_command,
+    ros_environment,
+)
 from .ros.outputs import OUTPUT_TOPICS
 
 __all__ = ['DemoError', 'DemoOptions', 'run_demo']
 
 _MEMORY_BUDGET = 512 * 2**20  # frames of a known-size source are prepared in memory up to this
-_DDS_PROFILE_VARIABLES = ('FASTDDS_DEFAULT_PROFILES_FILE', 'FASTRTPS_DEFAULT_PROFILES_FILE')  # Fast DDS 3, 2
-_FAST_DDS_2_DISTROS = ('humble', 'iron', 'jazzy')
 
 
 class DemoError(AnomalySegError):
@@ -60,84 +64,38 @@ class DemoOptions:
     startup_timeout_s: float = 180.0
     frame_timeout_s: float = 30.0
     progress: bool = True
-    node_program: tuple[str, ...] = (sys.executable, '-m', 'anomaly_seg_ros.ros.node')
+    node_program: tuple[str, ...] = NODE_PROGRAM
 
 
-class _NodeProcess:
-    """``python -m anomaly_seg_ros.ros.node --ros-args ...`` with its log in ``log_path``."""
-
-    def __init__(self, options: DemoOptions, model_dir: Path, env: dict[str, str], log_path: Path) -> None:
-        config = options.config_file or default_config_file()
-        command = [*options.node_program, '--ros-args', '-r', f'__node:={NODE_NAME}',
-                   '-r', f'image:={IMAGE_TOPIC}', '--params-file', str(config), '-p', f'model_dir:={model_dir}']
-        if options.backend:
-            command += ['-p', f'backend:={options.backend}']
-        self.log_path = log_path
-        self._log = open(log_path, 'w')  # noqa: SIM115 - closed in stop()
-        self.process = subprocess.Popen(command, env=env, stdout=self._log, stderr=subprocess.STDOUT,
-                                        stdin=subprocess.DEVNULL)
-
-    def check_alive(self, when: str) -> None:
-        code = self.process.poll()
-        if code is not None:
-            self._log.flush()
-            lines = [line for line in self.log_path.read_text(errors='replace').splitlines() if line.strip()]
-            fatal = [line for line in lines if 'FATAL' in line or 'error' in line.lower()] or lines
-            raise DemoError(f'the node exited with status {code} {when}: {fatal[-1] if fatal else "(no output)"} '
-                            f'(full log: {self.log_path})')
-
-    def stop(self, timeout: float = 5.0) -> None:
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGINT)
-            try:
-                self.process.wait(timeout)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
-        self._log.close()
+def _start_node(options: DemoOptions, model_dir: Path, env: dict[str, str], log_path: Path) -> NodeProcess:
+    """The node (``options.node_program --ros-args ...``) in the demo's process group, so that a Ctrl-C in
+    the terminal reaches it too."""
+    parameters = [f'model_dir:={model_dir}'] + ([f'backend:={options.backend}'] if options.backend else [])
+    command = node_command(IMAGE_TOPIC, parameters, params_file=options.config_file, program=options.node_program)
+    return NodeProcess(command, {**os.environ, **env, 'PYTHONUNBUFFERED': '1'}, log_path, own_session=False,
+                       error=DemoError)
 
 
 def _domain_id() -> int:
+    """The user's ``ROS_DOMAIN_ID``, else :func:`~.ros.node_process.free_domain_id`."""
     value = os.environ.get('ROS_DOMAIN_ID', '').strip()
     if value:
         if not value.isdigit():
             raise DemoError(f'ROS_DOMAIN_ID={value!r} is not a number; unset it to let the demo pick a domain')
         return int(value)
-    return random.SystemRandom().randint(1, 101)
-
-
-def _dds_profile() -> dict[str, str]:
-    """Fast DDS profile variables for large images (config/fastdds_large_images.xml), unless the user set one."""
-    if any(name in os.environ for name in _DDS_PROFILE_VARIABLES):
-        return {}
-    variable = _DDS_PROFILE_VARIABLES[os.environ.get('ROS_DISTRO', '') in _FAST_DDS_2_DISTROS]
-    for share in share_directories():
-        profile = share / 'config' / 'fastdds_large_images.xml'
-        if profile.is_file():
-            return {variable: str(profile)}
-    return {}
+    return free_domain_id()
 
 
 def _ros_env(domain_id: int) -> dict[str, str]:
-    """Variables for the node and the demo's own participant: domain, localhost only, DDS profile."""
-    env = {'ROS_DOMAIN_ID': str(domain_id), **_dds_profile()}
-    if 'ROS_LOCALHOST_ONLY' not in os.environ and 'ROS_AUTOMATIC_DISCOVERY_RANGE' not in os.environ:
-        env.update(ROS_LOCALHOST_ONLY='1', ROS_AUTOMATIC_DISCOVERY_RANGE='LOCALHOST')
-    return env
+    """Variables for the node and the demo's own participant: domain, DDS profile, and localhost only
+    unless the user chose the discovery range."""
+    return ros_environment(domain_id, localhost=not any(name in os.environ for name in DISCOVERY_VARIABLES))
 
 
 def _client(domain_id: int, env: dict[str, str]) -> DemoClient:
     """The demo's node, created with ``env`` in effect (DDS reads it when the participant starts)."""
-    saved = {name: os.environ.get(name) for name in env}
-    os.environ.update(env)
-    try:
+    with environment(env):
         return DemoClient(domain_id, tuple(OUTPUT_TOPICS))
-    finally:
-        for name, value in saved.items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value
 
 
 def _progress(total: int | None, desc: str, enabled: bool) -> Any:
@@ -179,7 +137,7 @@ def run_demo(options: DemoOptions) -> DemoSummary:
     summary = DemoSummary(source=options.source.description, model_dir=str(model_dir),
                           backend=options.backend or '(config default)', rate_hz=options.rate_hz,
                           out_dir=str(out_dir), domain_id=domain_id)
-    node = _NodeProcess(options, model_dir, {**os.environ, **env, 'PYTHONUNBUFFERED': '1'}, out_dir / 'node.log')
+    node = _start_node(options, model_dir, env, out_dir / 'node.log')
     client = writer = None
     try:
         client = _client(domain_id, env)
@@ -190,7 +148,7 @@ def run_demo(options: DemoOptions) -> DemoSummary:
         summary.interrupted = True
         raise
     finally:
-        node.stop()
+        node.stop(timeout=5.0)
         if client is not None:
             client.close()
         if writer is not None:
@@ -204,7 +162,7 @@ def run_demo(options: DemoOptions) -> DemoSummary:
     return summary
 
 
-def _wait_until_ready(options: DemoOptions, node: _NodeProcess, client: DemoClient, first: Frame) -> None:
+def _wait_until_ready(options: DemoOptions, node: NodeProcess, client: DemoClient, first: Frame) -> None:
     """Send the first frame every half second until one complete set of outputs comes back."""
     deadline = time.monotonic() + options.startup_timeout_s
     if options.progress:
@@ -223,7 +181,7 @@ def _wait_until_ready(options: DemoOptions, node: _NodeProcess, client: DemoClie
     raise DemoError(f'the node did not answer within {options.startup_timeout_s:g} s (log: {node.log_path})')
 
 
-def _stream(options: DemoOptions, node: _NodeProcess, client: DemoClient, writer: OutputWriter,
+def _stream(options: DemoOptions, node: NodeProcess, client: DemoClient, writer: OutputWriter,
             frames: Iterator[Frame], summary: DemoSummary) -> None:
     first = next(frames, None)
     if first is None:

@@ -7,6 +7,8 @@ from pathlib import Path
 
 import pytest
 
+from anomaly_seg_ros.ros.node_process import ros_environment
+
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SHARED_DATA = REPO_ROOT.parent / 'shared' / 'data'
 DEMO_MODELS = REPO_ROOT / 'models' / 'demo'
@@ -20,9 +22,8 @@ _domain_ids = itertools.count((os.getpid() % 50) + 1)
 def ros_domain_id(monkeypatch: pytest.MonkeyPatch) -> int:
     """A fresh ROS_DOMAIN_ID, set in this process's environment (and inherited by children)."""
     domain = next(_domain_ids) % 100 + 1
-    monkeypatch.setenv('ROS_DOMAIN_ID', str(domain))
-    monkeypatch.setenv('ROS_LOCALHOST_ONLY', '1')
-    monkeypatch.setenv('ROS_AUTOMATIC_DISCOVERY_RANGE', 'LOCALHOST')
+    for name, value in ros_environment(domain, dds_profile=False).items():
+        monkeypatch.setenv(name, value)
     return domain
 
 

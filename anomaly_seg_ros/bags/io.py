@@ -6,7 +6,7 @@ keeps ``offered_qos_profiles`` as a YAML string, as Humble's reader expects) in 
 sensor_msgs/std_msgs definitions are the same on later distributions.
 
 Arrays: ``mono8`` HxW uint8, ``rgb8``/``bgr8`` HxWx3 uint8, ``32FC1`` HxW float32, ``mono16``
-HxW uint16. Stamps are integer nanoseconds.
+HxW uint16 (:func:`decode_image` reads a few more). Stamps are integer nanoseconds.
 """
 from __future__ import annotations
 
@@ -17,11 +17,16 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
-import cv2
 import numpy as np
 
-from ..errors import AnomalySegError
-from ..ros.conversions import array_to_image_fields, rgb_to_compressed_fields
+from ..errors import AnomalySegError, ImageConversionError
+from ..ros.conversions import (
+    array_to_image_fields,
+    compressed_msg_to_array,
+    image_msg_to_array,
+    image_msg_to_rgb,
+    rgb_to_compressed_fields,
+)
 
 __all__ = [
     'BAG_VERSION',
@@ -45,8 +50,7 @@ BAG_VERSION = 8
 STORAGES = ('mcap', 'sqlite3')
 IMAGE_TYPE = 'sensor_msgs/msg/Image'
 COMPRESSED_TYPE = 'sensor_msgs/msg/CompressedImage'
-_DECODE_DTYPES = {'mono8': (np.uint8, 1), '8UC1': (np.uint8, 1), 'rgb8': (np.uint8, 3), 'bgr8': (np.uint8, 3),
-                  '32FC1': (np.float32, 1), 'mono16': (np.uint16, 1), '16UC1': (np.uint16, 1)}
+_RGB_ENCODINGS = ('rgb8', 'bgr8', 'rgba8', 'bgra8', '8UC3')  # decoded to RGB
 
 
 class BagError(AnomalySegError):
@@ -88,27 +92,20 @@ def compressed_message(rgb: np.ndarray, stamp_ns: int, frame_id: str, fmt: str =
 
 
 def decode_image(msg: Any) -> np.ndarray:
-    """sensor_msgs/Image (mono8, 8UC1, rgb8, bgr8 -> RGB, 32FC1, mono16) or CompressedImage -> array."""
-    if hasattr(msg, 'format') and not hasattr(msg, 'encoding'):
-        buffer = np.frombuffer(bytes(msg.data), dtype=np.uint8)
-        image = cv2.imdecode(buffer, cv2.IMREAD_UNCHANGED) if buffer.size else None
-        if image is None:
-            raise BagError(f'compressed image ({msg.format!r}) cannot be decoded')
-        return cv2.cvtColor(image, cv2.COLOR_BGR2RGB) if image.ndim == 3 else image
-    encoding = str(msg.encoding)
-    if encoding not in _DECODE_DTYPES:
-        raise BagError(f'cannot decode image encoding {encoding!r}; supported: {", ".join(_DECODE_DTYPES)}')
-    dtype, channels = _DECODE_DTYPES[encoding]
-    height, width, step = int(msg.height), int(msg.width), int(msg.step)
-    data = np.frombuffer(bytes(msg.data) if not isinstance(msg.data, np.ndarray) else msg.data.tobytes(), np.uint8)
-    row_bytes = width * channels * np.dtype(dtype).itemsize
-    if step < row_bytes or data.size < step * height:
-        raise BagError(f'{encoding} image {width}x{height}: step {step} / {data.size} bytes do not fit')
-    rows = data[: step * height].reshape(height, step)[:, :row_bytes]
-    order = '>' if int(getattr(msg, 'is_bigendian', 0)) else '<'
-    array = np.ascontiguousarray(rows).view(np.dtype(dtype).newbyteorder(order)).astype(dtype, copy=False)
-    array = array.reshape((height, width, channels) if channels > 1 else (height, width))
-    return np.ascontiguousarray(array[:, :, ::-1]) if encoding == 'bgr8' else array
+    """sensor_msgs/Image or CompressedImage -> array, by :mod:`..ros.conversions`.
+
+    Colour encodings (rgb8, bgr8, rgba8, bgra8, 8UC3) -> HxWx3 uint8 RGB; one-channel ones as stored:
+    mono8/8UC1 HxW uint8, mono16/16UC1 HxW uint16, 32FC1 HxW float32. A CompressedImage as stored:
+    HxW for one channel, HxWx3 RGB for colour. Raises :class:`BagError` for anything else.
+    """
+    try:
+        if hasattr(msg, 'format') and not hasattr(msg, 'encoding'):
+            return compressed_msg_to_array(msg)
+        if str(msg.encoding) in _RGB_ENCODINGS:
+            return image_msg_to_rgb(msg)
+        return image_msg_to_array(msg)
+    except ImageConversionError as exc:
+        raise BagError(f'cannot decode image: {exc}') from exc
 
 
 def _storage_plugin(storage: str) -> Any:

@@ -24,11 +24,6 @@ rclpy is imported inside the functions that need it (this module is also importe
 """
 from __future__ import annotations
 
-import os
-import signal
-import struct
-import subprocess
-import sys
 import tempfile
 import time
 from collections import defaultdict
@@ -40,13 +35,13 @@ from typing import Any
 import numpy as np
 
 from ..errors import AnomalySegError
-from ..resources import default_config_file
+from ..ros.conversions import header_stamp_from_cdr
+from ..ros.node_process import NODE_NAME, NodeProcess, environment, free_domain_id, node_command, ros_environment
 from .frames import bench_frames
 from .stats import summarize
 
-__all__ = ['NODE_NAME', 'NodeBenchError', 'NodeBenchOptions', 'run_node_benchmark']
+__all__ = ['NodeBenchError', 'NodeBenchOptions', 'run_node_benchmark']
 
-NODE_NAME = 'anomaly_seg'
 INPUT_TOPIC = '/anomaly_seg_bench/image'
 _STAGES = ('segmentation', 'synthesis', 'perceptual', 'dissimilarity')
 _NODE_WORK = ('convert', 'prepare', 'fetch', 'publish')
@@ -72,45 +67,6 @@ class NodeBenchOptions:
     startup_timeout_s: float = 180.0
     parameters: tuple[str, ...] = ()  # extra node parameters, 'name:=value'
     runs: tuple[tuple[str, tuple[str, ...] | None], ...] = (('all outputs', None), ('only anomaly', ('anomaly',)))
-
-
-def _free_domain_id() -> int:
-    """A domain id unlikely to meet other sessions' (pid-derived, 1..100)."""
-    return os.getpid() % 97 + 3
-
-
-def _stamp_from_cdr(data: bytes) -> int:
-    """Header stamp (ns) of a serialized message that starts with std_msgs/Header (CDR, after the 4-byte
-    encapsulation header: int32 sec, uint32 nanosec)."""
-    little = bool(data[1] & 1)
-    sec, nanosec = struct.unpack_from('<iI' if little else '>iI', data, 4)
-    return sec * 1_000_000_000 + nanosec
-
-
-class _NodeProcess:
-    def __init__(self, command: list[str], env: dict[str, str], log_path: Path) -> None:
-        self.log_path = log_path
-        self._log = open(log_path, 'w')  # noqa: SIM115 - closed in stop()
-        self.process = subprocess.Popen(command, env=env, stdout=self._log, stderr=subprocess.STDOUT,
-                                        stdin=subprocess.DEVNULL, start_new_session=True)
-
-    def check_alive(self, when: str) -> None:
-        code = self.process.poll()
-        if code is not None:
-            self._log.flush()
-            lines = [line for line in self.log_path.read_text(errors='replace').splitlines() if line.strip()]
-            raise NodeBenchError(f'the node exited with status {code} {when}: {lines[-1] if lines else "(no output)"}'
-                                 f' (log: {self.log_path})')
-
-    def stop(self, timeout: float = 10.0) -> None:
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGINT)
-            try:
-                self.process.wait(timeout)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.process.pid, signal.SIGKILL)
-                self.process.wait()
-        self._log.close()
 
 
 class _Client:
@@ -145,7 +101,7 @@ class _Client:
         for topic in topics:
             record = self.received[topic]
             def callback(data: bytes, record: list[tuple[int, int]] = record) -> None:
-                record.append((time.time_ns(), _stamp_from_cdr(data)))
+                record.append((time.time_ns(), header_stamp_from_cdr(data)))
             self._subscriptions[topic] = self.node.create_subscription(
                 self._image_type, f'/{NODE_NAME}/{topic}', callback, self._qos, raw=True)
 
@@ -162,7 +118,7 @@ class _Client:
         while time.monotonic() < deadline:
             self.executor.spin_once(timeout_sec=min(0.01, max(deadline - time.monotonic(), 0.0)))
 
-    def spin_until(self, predicate: Callable[[], bool], timeout: float, process: _NodeProcess, when: str) -> bool:
+    def spin_until(self, predicate: Callable[[], bool], timeout: float, process: NodeProcess, when: str) -> bool:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if predicate():
@@ -172,17 +128,11 @@ class _Client:
         return predicate()
 
     def image(self, rgb: np.ndarray) -> Any:
-        import array
+        from std_msgs.msg import Header
 
-        from ..ros.conversions import array_to_image_fields
+        from ..ros.outputs import image_message
 
-        fields = array_to_image_fields(rgb, 'rgb8')
-        data = array.array('B')
-        data.frombytes(fields.pop('data'))
-        msg = self._image_type(**fields)
-        msg.data = data
-        msg.header.frame_id = 'bench_camera'
-        return msg
+        return image_message(self._image_type, Header(frame_id='bench_camera'), rgb, 'rgb8')
 
     def stream(self, messages: Sequence[Any], rate_hz: float, seconds: float) -> list[int]:
         """Publish ``messages`` round robin at ``rate_hz`` for ``seconds``; returns the stamps sent (ns)."""
@@ -214,18 +164,14 @@ class _Client:
 
 
 def _node_command(options: NodeBenchOptions, model_dir: Path | None) -> list[str]:
-    command = [sys.executable, '-m', 'anomaly_seg_ros.ros.node', '--ros-args', '-r', f'__node:={NODE_NAME}',
-               '-r', f'image:={INPUT_TOPIC}', '--params-file', str(default_config_file()),
-               '-p', 'diagnostics_period:=1.0', '-p', f'output_size:={options.output_size}']
+    parameters = ['diagnostics_period:=1.0', f'output_size:={options.output_size}']
     if model_dir is not None:
-        command += ['-p', f'model_dir:={model_dir}']
+        parameters.append(f'model_dir:={model_dir}')
     if options.backend:
-        command += ['-p', f'backend:={options.backend}']
+        parameters.append(f'backend:={options.backend}')
     if options.device:
-        command += ['-p', f'device:={options.device}']
-    for parameter in _parameters(options):
-        command += ['-p', parameter]
-    return command
+        parameters.append(f'device:={options.device}')
+    return node_command(INPUT_TOPIC, [*parameters, *_parameters(options)])
 
 
 def _parameters(options: NodeBenchOptions) -> list[str]:
@@ -276,7 +222,7 @@ def _delta(first: dict[str, str], last: dict[str, str], key: str) -> int:
     return int((_number(last, key) or 0) - (_number(first, key) or 0))
 
 
-def _one_run(client: _Client, process: _NodeProcess, name: str, topics: tuple[str, ...], all_topics: Sequence[str],
+def _one_run(client: _Client, process: NodeProcess, name: str, topics: tuple[str, ...], all_topics: Sequence[str],
              messages: Sequence[Any], options: NodeBenchOptions) -> dict[str, Any]:
     client.unsubscribe_all()
     client.received.clear()
@@ -323,40 +269,33 @@ def run_node_benchmark(options: NodeBenchOptions, progress: Callable[[str], None
     if options.rate_hz <= 0 or options.duration_s <= 0:
         raise ValueError('rate and duration must be positive')
     say = progress or (lambda text: None)
-    domain = options.domain_id if options.domain_id is not None else _free_domain_id()
-    ros_env = {'ROS_DOMAIN_ID': str(domain), 'ROS_LOCALHOST_ONLY': '1', 'ROS_AUTOMATIC_DISCOVERY_RANGE': 'LOCALHOST'}
-    env = dict(os.environ, **ros_env)
-    saved = {key: os.environ.get(key) for key in ros_env}
-    os.environ.update(ros_env)  # this process's DDS participant: the same domain, localhost only
+    domain = options.domain_id if options.domain_id is not None else free_domain_id()
     model_dir = Path(options.model_dir) if options.model_dir is not None else None
     log_path = Path(tempfile.mkstemp(prefix='anomaly_seg_bench_node_', suffix='.log')[1])
     width, height = options.input_size
-    say(f'starting the node on ROS_DOMAIN_ID {domain} (log {log_path}) ...')
-    process = _NodeProcess(_node_command(options, model_dir), env, log_path)
-    client = None
-    try:
-        client = _Client(domain)
-        messages = [client.image(rgb) for rgb in bench_frames(width, height, count=2)]
-        if not client.spin_until(lambda: client.publisher.get_subscription_count() > 0, options.startup_timeout_s,
-                                 process, 'while starting'):
-            raise NodeBenchError(f'the node did not subscribe to {INPUT_TOPIC} within '
-                                 f'{options.startup_timeout_s:.0f} s (log: {log_path})')
-        runs = []
-        for name, topics in options.runs:
-            chosen = tuple(OUTPUT_TOPICS) if topics is None else tuple(topics)
-            say(f'run "{name}": {options.rate_hz} Hz for {options.duration_s} s ...')
-            runs.append(_one_run(client, process, name, chosen, tuple(OUTPUT_TOPICS), messages, options))
-            process.check_alive(f'during run "{name}"')
-        static = client.diagnostics[-1][1] if client.diagnostics else {}
-    finally:
-        if client is not None:
-            client.close()
-        process.stop()
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
+    # The node and this process's DDS participant: the same domain, localhost only.
+    with environment(ros_environment(domain, dds_profile=False)):
+        say(f'starting the node on ROS_DOMAIN_ID {domain} (log {log_path}) ...')
+        process = NodeProcess(_node_command(options, model_dir), None, log_path, error=NodeBenchError)
+        client = None
+        try:
+            client = _Client(domain)
+            messages = [client.image(rgb) for rgb in bench_frames(width, height, count=2)]
+            if not client.spin_until(lambda: client.publisher.get_subscription_count() > 0,
+                                     options.startup_timeout_s, process, 'while starting'):
+                raise NodeBenchError(f'the node did not subscribe to {INPUT_TOPIC} within '
+                                     f'{options.startup_timeout_s:.0f} s (log: {log_path})')
+            runs = []
+            for name, topics in options.runs:
+                chosen = tuple(OUTPUT_TOPICS) if topics is None else tuple(topics)
+                say(f'run "{name}": {options.rate_hz} Hz for {options.duration_s} s ...')
+                runs.append(_one_run(client, process, name, chosen, tuple(OUTPUT_TOPICS), messages, options))
+                process.check_alive(f'during run "{name}"')
+            static = client.diagnostics[-1][1] if client.diagnostics else {}
+        finally:
+            if client is not None:
+                client.close()
+            process.stop()
     return {
         'settings': {'input_size': f'{width}x{height}', 'rate_hz': options.rate_hz, 'duration_s': options.duration_s,
                      'warmup_s': options.warmup_s, 'domain_id': domain, 'output_size': options.output_size,

@@ -23,10 +23,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import signal
-import struct
-import subprocess
 import sys
 import tempfile
 import time
@@ -38,16 +34,15 @@ from typing import Any
 import numpy as np
 
 from ..errors import AnomalySegError
-from ..resources import default_config_file, share_directories
+from ..ros.conversions import header_stamp_from_cdr
+from ..ros.node_process import NODE_NAME, NodeProcess, environment, free_domain_id, node_command, ros_environment
 from .frames import bench_frames
 from .machine import load_average, machine_info
 
 __all__ = ['SoakError', 'SoakReport', 'main', 'run_soak']
 
-NODE_NAME = 'anomaly_seg'
 INPUT_TOPIC = '/anomaly_seg_soak/image'
 _COUNTERS = ('received', 'processed', 'dropped', 'malformed', 'nonfinite', 'failed', 'idle')
-_DDS_PROFILE_VARIABLES = ('FASTDDS_DEFAULT_PROFILES_FILE', 'FASTRTPS_DEFAULT_PROFILES_FILE')  # Fast DDS 3, 2
 
 
 class SoakError(AnomalySegError):
@@ -109,19 +104,6 @@ class SoakReport:
         ]
 
 
-def _dds_profile() -> dict[str, str]:
-    """config/fastdds_large_images.xml for the node and this process (as for the launch file and the demo),
-    unless a profile is set already."""
-    if any(name in os.environ for name in _DDS_PROFILE_VARIABLES):
-        return {}
-    for share in share_directories():
-        profile = share / 'config' / 'fastdds_large_images.xml'
-        if profile.is_file():
-            fast_dds_2 = os.environ.get('ROS_DISTRO', '') in ('humble', 'iron', 'jazzy')
-            return {_DDS_PROFILE_VARIABLES[fast_dds_2]: str(profile)}
-    return {}
-
-
 def _rss_mb(pid: int) -> float | None:
     try:
         for line in Path(f'/proc/{pid}/status').read_text().splitlines():
@@ -130,12 +112,6 @@ def _rss_mb(pid: int) -> float | None:
     except (OSError, ValueError, IndexError):
         pass
     return None
-
-
-def _stamp_ns(data: bytes) -> int:
-    """Header stamp of a serialized message starting with std_msgs/Header (CDR: 4-byte encapsulation first)."""
-    sec, nanosec = struct.unpack_from('<iI' if data[1] & 1 else '>iI', data, 4)
-    return sec * 1_000_000_000 + nanosec
 
 
 class _Client:
@@ -165,7 +141,7 @@ class _Client:
 
     def _recorder(self, topic: str) -> Callable[[bytes], None]:
         def record(data: bytes) -> None:
-            self.received.append((topic, time.time_ns(), _stamp_ns(data)))
+            self.received.append((topic, time.time_ns(), header_stamp_from_cdr(data)))
         return record
 
     def _on_diagnostics(self, msg: Any) -> None:
@@ -174,17 +150,11 @@ class _Client:
                 self.diagnostics.append({kv.key: kv.value for kv in status.values})
 
     def message(self, rgb: np.ndarray) -> Any:
-        import array
+        from std_msgs.msg import Header
 
-        from ..ros.conversions import array_to_image_fields
+        from ..ros.outputs import image_message
 
-        fields = array_to_image_fields(rgb, 'rgb8')
-        data = array.array('B')
-        data.frombytes(fields.pop('data'))
-        msg = self.image_type(**fields)
-        msg.data = data
-        msg.header.frame_id = 'soak_camera'
-        return msg
+        return image_message(self.image_type, Header(frame_id='soak_camera'), rgb, 'rgb8')
 
     def publish(self, msg: Any) -> int:
         stamp = time.time_ns()
@@ -251,109 +221,83 @@ def run_soak(model_dir: str | Path | None = None, *, backend: str = 'onnxruntime
         model_dir, _ = resolve_model_dir(None, paper_scale=False, cache_dir=default_cache_dir(), backends=[backend])
     model_dir = Path(model_dir)
     outputs = list(outputs)
-    domain = domain_id if domain_id is not None else os.getpid() % 89 + 7
-    ros_env = {'ROS_DOMAIN_ID': str(domain), 'ROS_LOCALHOST_ONLY': '1', 'ROS_AUTOMATIC_DISCOVERY_RANGE': 'LOCALHOST',
-               **(_dds_profile() if dds_profile else {})}
-    saved = {key: os.environ.get(key) for key in ros_env}
-    os.environ.update(ros_env)
-    command = [sys.executable, '-m', 'anomaly_seg_ros.ros.node', '--ros-args', '-r', f'__node:={NODE_NAME}',
-               '-r', f'image:={INPUT_TOPIC}', '--params-file', str(default_config_file()),
-               '-p', f'model_dir:={model_dir}', '-p', f'backend:={backend}', '-p', 'diagnostics_period:=1.0']
-    command += ['-p', f'device:={device}'] if device else []
-    for parameter in parameters:
-        command += ['-p', parameter]
+    domain = domain_id if domain_id is not None else free_domain_id()
+    command = node_command(INPUT_TOPIC, [f'model_dir:={model_dir}', f'backend:={backend}', 'diagnostics_period:=1.0',
+                                         *([f'device:={device}'] if device else []), *parameters])
     log_path = Path(tempfile.mkstemp(prefix='anomaly_seg_soak_node_', suffix='.log')[1])
-    say(f'starting the node on ROS_DOMAIN_ID {domain} (log {log_path}) ...')
-    start_load = load_average()
-    with open(log_path, 'w') as log:
-        process = subprocess.Popen(command, env=dict(os.environ), stdout=log, stderr=subprocess.STDOUT,
-                                   stdin=subprocess.DEVNULL, start_new_session=True)
+    # The node and this process's DDS participant: the same domain, localhost only, the DDS profile.
+    with environment(ros_environment(domain, dds_profile=dds_profile)):
+        say(f'starting the node on ROS_DOMAIN_ID {domain} (log {log_path}) ...')
+        start_load = load_average()
+        node_process = NodeProcess(command, None, log_path, error=SoakError)
+        process = node_process.process
+        alive = node_process.check_alive
+        client = None
+        try:
+            client = _Client(domain, outputs)
+            width, height = input_size
+            messages = [client.message(rgb) for rgb in bench_frames(width, height, count=4)]
+            ready = client.spin_until(lambda: client.publisher.get_subscription_count() > 0 and all(
+                s.get_publisher_count() > 0 for s in client.subscriptions), startup_timeout_s, alive)
+            if not ready:
+                raise SoakError(f'the node did not connect within {startup_timeout_s:.0f} s (log: {log_path})')
 
-    def alive() -> None:
-        if process.poll() is not None:
-            lines = [line for line in log_path.read_text(errors='replace').splitlines() if line.strip()]
-            raise SoakError(f'the node exited with status {process.returncode}: '
-                            f'{lines[-1] if lines else "(no output)"} (log: {log_path})')
+            # Discovery is not symmetric: the node may not see our subscriptions yet (it skips frames nobody
+            # listens to) or its reader our writer. Send until a frame comes back, then calibrate.
+            deadline = time.monotonic() + startup_timeout_s
+            while not client.received:
+                if time.monotonic() > deadline:
+                    raise SoakError(f'the node answered no frame within {startup_timeout_s:.0f} s (log: {log_path})')
+                client.publish(messages[0])
+                client.spin_until(lambda: bool(client.received), 0.5, alive)
+            say(f'calibrating with {calibration_frames} frames sent one at a time ...')
+            frame_ms: list[float] = []
+            for i in range(calibration_frames):
+                start = time.monotonic()
+                stamp = client.publish(messages[i % len(messages)])
+                # a frame lost on the way (best-effort input) must not stall the calibration for long
+                timeout = max(2.0, 10 * float(np.median(frame_ms)) / 1e3) if frame_ms else 10.0
+                if client.spin_until(lambda s=stamp: any(r[2] == s for r in client.received), timeout, alive):
+                    frame_ms.append((time.monotonic() - start) * 1e3)
+            if not frame_ms:
+                raise SoakError(f'the node answered none of {calibration_frames} calibration frames (log: {log_path})')
+            calibrated = float(np.median(frame_ms))
+            rate = rate_hz or min(rate_factor * 1e3 / calibrated, max_rate_hz)
+            client.spin_until(lambda: False, 1.5, alive)  # the next diagnostics report: counters before the soak
+            before = client.counters()
+            client.received.clear()
 
-    client = None
-    try:
-        client = _Client(domain, outputs)
-        width, height = input_size
-        messages = [client.message(rgb) for rgb in bench_frames(width, height, count=4)]
-        ready = client.spin_until(lambda: client.publisher.get_subscription_count() > 0 and all(
-            s.get_publisher_count() > 0 for s in client.subscriptions), startup_timeout_s, alive)
-        if not ready:
-            raise SoakError(f'the node did not connect within {startup_timeout_s:.0f} s (log: {log_path})')
-
-        # Discovery is not symmetric: the node may not see our subscriptions yet (it skips frames nobody
-        # listens to) or its reader our writer. Send until a frame comes back, then calibrate.
-        deadline = time.monotonic() + startup_timeout_s
-        while not client.received:
-            if time.monotonic() > deadline:
-                raise SoakError(f'the node answered no frame within {startup_timeout_s:.0f} s (log: {log_path})')
-            client.publish(messages[0])
-            client.spin_until(lambda: bool(client.received), 0.5, alive)
-        say(f'calibrating with {calibration_frames} frames sent one at a time ...')
-        frame_ms: list[float] = []
-        for i in range(calibration_frames):
+            say(f'soak: {rate:.1f} Hz ({calibrated:.1f} ms a frame) for '
+                f'{f"{max_frames} frames" if max_frames else f"{duration_s:g} s"} ...')
+            rss: list[float] = []
+            sent: list[int] = []
             start = time.monotonic()
-            stamp = client.publish(messages[i % len(messages)])
-            # a frame lost on the way (best-effort input) must not stall the calibration for long
-            timeout = max(2.0, 10 * float(np.median(frame_ms)) / 1e3) if frame_ms else 10.0
-            if client.spin_until(lambda s=stamp: any(r[2] == s for r in client.received), timeout, alive):
-                frame_ms.append((time.monotonic() - start) * 1e3)
-        if not frame_ms:
-            raise SoakError(f'the node answered none of {calibration_frames} calibration frames (log: {log_path})')
-        calibrated = float(np.median(frame_ms))
-        rate = rate_hz or min(rate_factor * 1e3 / calibrated, max_rate_hz)
-        client.spin_until(lambda: False, 1.5, alive)  # the next diagnostics report: counters before the soak
-        before = client.counters()
-        client.received.clear()
-
-        say(f'soak: {rate:.1f} Hz ({calibrated:.1f} ms a frame) for '
-            f'{f"{max_frames} frames" if max_frames else f"{duration_s:g} s"} ...')
-        rss: list[float] = []
-        sent: list[int] = []
-        start = time.monotonic()
-        next_frame = next_sample = start
-        end = start + (duration_s if max_frames is None else 1e9)
-        while time.monotonic() < end and (max_frames is None or len(sent) < max_frames):
-            now = time.monotonic()
-            if now >= next_sample:
-                value = _rss_mb(process.pid)
-                if value is not None:
-                    rss.append(value)
-                next_sample += rss_period_s
-                alive()
-            if now < next_frame:
-                client.executor.spin_once(timeout_sec=min(next_frame - now, 0.005))
-                continue
-            sent.append(client.publish(messages[len(sent) % len(messages)]))
-            next_frame += 1.0 / rate
-        soak_s = time.monotonic() - start
-        client.spin_until(lambda: False, max(2.0, 3 * calibrated / 1e3), alive)  # frames in flight
-        final_rss = _rss_mb(process.pid)
-        if final_rss is not None:
-            rss.append(final_rss)
-        client.spin_until(lambda: False, 1.2, alive)  # a diagnostics report after the last frame
-        after = client.counters()
-    finally:
-        if client is not None:
-            client.close()
-        stop_start = time.monotonic()
-        if process.poll() is None:
-            process.send_signal(signal.SIGINT)
-            try:
-                process.wait(10)
-            except subprocess.TimeoutExpired:
-                os.killpg(process.pid, signal.SIGKILL)
-                process.wait()
-        stop_s = time.monotonic() - stop_start
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
+            next_frame = next_sample = start
+            end = start + (duration_s if max_frames is None else 1e9)
+            while time.monotonic() < end and (max_frames is None or len(sent) < max_frames):
+                now = time.monotonic()
+                if now >= next_sample:
+                    value = _rss_mb(process.pid)
+                    if value is not None:
+                        rss.append(value)
+                    next_sample += rss_period_s
+                    alive()
+                if now < next_frame:
+                    client.executor.spin_once(timeout_sec=min(next_frame - now, 0.005))
+                    continue
+                sent.append(client.publish(messages[len(sent) % len(messages)]))
+                next_frame += 1.0 / rate
+            soak_s = time.monotonic() - start
+            client.spin_until(lambda: False, max(2.0, 3 * calibrated / 1e3), alive)  # frames in flight
+            final_rss = _rss_mb(process.pid)
+            if final_rss is not None:
+                rss.append(final_rss)
+            client.spin_until(lambda: False, 1.2, alive)  # a diagnostics report after the last frame
+            after = client.counters()
+        finally:
+            if client is not None:
+                client.close()
+            stop_s = node_process.stop()
 
     sent_set = set(sent)
     node = {name: after[name] - before[name] for name in _COUNTERS}

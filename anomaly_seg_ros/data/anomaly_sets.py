@@ -9,17 +9,7 @@ from pathlib import Path
 
 from ..errors import DatasetError
 from ..labels import LabelSet
-from .sample import (
-    PairedDataset,
-    Sample,
-    check_same_size,
-    index_by_stem,
-    list_images,
-    read_label,
-    read_rgb,
-    require_dir,
-    to_anomaly_labels,
-)
+from .sample import PairedDataset, Sample, index_by_stem, list_images, read_rgb, require_dir, to_anomaly_labels
 
 __all__ = ['FishyscapesDataset', 'FolderDataset', 'RoadAnomalyDataset']
 
@@ -44,19 +34,14 @@ class _ImageLabelFolders(PairedDataset):
             if label_path is None and require_labels:
                 raise DatasetError(f'label file missing for image {image_path}: expected '
                                    f'{label_dir / image_path.stem}.png (same name); add it or remove the image')
-            self.names.append(image_path.stem)
-            self.image_paths.append(image_path)
-            self.label_paths.append(() if label_path is None else (label_path,))
+            self._add(image_path.stem, image_path, *(() if label_path is None else (label_path,)))
         self._finish(image_dir, 'images')
 
     def load(self, index: int) -> Sample:
-        image_path = self.image_paths[index]
-        image = read_rgb(image_path)
-        anomaly = None
-        if self.label_paths[index]:
-            label_path = self.label_paths[index][0]
-            label = read_label(label_path)
-            check_same_size(image_path, image, label_path, label)
+        if not self.label_paths[index]:
+            image, anomaly = read_rgb(self.image_paths[index]), None
+        else:
+            image, label = self._read_pair(index)
             anomaly = to_anomaly_labels(label)
         return Sample(name=self.names[index], image=image, semantic=None, instance=None, void=None, anomaly=anomaly)
 
@@ -108,20 +93,10 @@ class RoadAnomalyDataset(PairedDataset):
         super().__init__(root, label_set)
         frames = require_dir(self.root / 'frames', 'Road Anomaly frames folder')
         for image_path in list_images(frames):
-            label_path = frames / f'{image_path.stem}.labels' / 'labels_semantic.png'
-            if not label_path.is_file():
-                raise DatasetError(f'label file missing for image {image_path}: expected {label_path}; '
-                                   f'add it or remove the image')
-            self.names.append(image_path.stem)
-            self.image_paths.append(image_path)
-            self.label_paths.append((label_path,))
+            self._add(image_path.stem, image_path, frames / f'{image_path.stem}.labels' / 'labels_semantic.png')
         self._finish(frames, 'images')
 
     def load(self, index: int) -> Sample:
-        image_path = self.image_paths[index]
-        label_path = self.label_paths[index][0]
-        image = read_rgb(image_path)
-        label = read_label(label_path)
-        check_same_size(image_path, image, label_path, label)
+        image, label = self._read_pair(index)
         return Sample(name=self.names[index], image=image, semantic=None, instance=None, void=None,
                       anomaly=to_anomaly_labels(label, anomaly_values=(2,)))

@@ -7,7 +7,7 @@ import numpy as np
 
 from ..errors import DatasetError
 from ..labels import CAMVID, LabelSet
-from .sample import PairedDataset, Sample, check_same_size, list_images, read_label, read_rgb, require_dir
+from .sample import PairedDataset, Sample, list_images, read_label, require_dir
 
 __all__ = ['CAMVID_SPLITS', 'CamVidDataset']
 
@@ -42,29 +42,19 @@ class CamVidDataset(PairedDataset):
                                f'(splits present: {", ".join(present) or "none; is this the CamVid root?"})')
         label_dir = require_dir(self.root / f'{split}annot', f'CamVid labels of split {split!r}')
         for image_path in list_images(image_dir):
-            label_path = label_dir / f'{image_path.stem}.png'
-            if not label_path.is_file():
-                raise DatasetError(f'label file missing for image {image_path}: expected {label_path}; '
-                                   f'add it or remove the image')
-            self.names.append(image_path.stem)
-            self.image_paths.append(image_path)
-            self.label_paths.append((label_path,))
+            self._add(image_path.stem, image_path, label_dir / f'{image_path.stem}.png')
         self._finish(image_dir, 'images')
 
     def raw_labels(self, index: int) -> np.ndarray:
         """HxW uint8 CamVid class indices of sample ``index`` (11 = void), as stored."""
-        i = self._index(index)
-        raw = read_label(self.label_paths[i][0])
-        if raw.dtype != np.uint8:
-            raw = np.clip(raw, 0, 255).astype(np.uint8)
-        return raw
+        return self._read_label(self.label_paths[self._index(index)][0])
+
+    def _read_label(self, path: Path) -> np.ndarray:
+        raw = read_label(path)
+        return raw if raw.dtype == np.uint8 else np.clip(raw, 0, 255).astype(np.uint8)
 
     def load(self, index: int) -> Sample:
-        image_path = self.image_paths[index]
-        label_path = self.label_paths[index][0]
-        image = read_rgb(image_path)
-        raw = self.raw_labels(index)
-        check_same_size(image_path, image, label_path, raw)
+        image, raw = self._read_pair(index)
         label_set = self.label_set
         assert label_set is not None
         return Sample(name=self.names[index], image=image, semantic=label_set.to_train_ids(raw),

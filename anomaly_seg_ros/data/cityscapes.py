@@ -7,7 +7,7 @@ import numpy as np
 
 from ..errors import DatasetError
 from ..labels import CITYSCAPES, LabelSet
-from .sample import PairedDataset, Sample, check_same_size, read_label, read_rgb
+from .sample import PairedDataset, Sample, check_same_size, read_label
 
 __all__ = ['CityscapesDataset', 'available_splits']
 
@@ -63,41 +63,33 @@ class CityscapesDataset(PairedDataset):
             gt_dir = label_dir / image_path.parent.relative_to(image_dir)
             label_path = gt_dir / f'{name}_{annotations}_labelIds.png'
             instance_path = gt_dir / f'{name}_{annotations}_instanceIds.png'
-            if not label_path.is_file():
-                raise DatasetError(f'label file missing for image {image_path}: expected {label_path}; '
-                                   f'add it or remove the image')
+            self._add(name, image_path, label_path)
             if not instance_path.is_file():
                 if require_instances:
                     raise DatasetError(f'instance file missing for image {image_path}: expected {instance_path}')
                 instance_path = None
-            self.names.append(name)
-            self.image_paths.append(image_path)
-            self.label_paths.append((label_path,))
             self.instance_paths.append(instance_path)
         self._finish(image_dir, f'*{_IMAGE_SUFFIX}.png images')
 
     def raw_labels(self, index: int) -> np.ndarray:
         """HxW uint8 Cityscapes labelIds of sample ``index`` (unmapped, as stored)."""
-        i = self._index(index)
-        raw = read_label(self.label_paths[i][0])
+        return self._read_label(self.label_paths[self._index(index)][0])
+
+    def _read_label(self, path: Path) -> np.ndarray:
+        raw = read_label(path)
         if raw.dtype != np.uint8:
             if raw.max(initial=0) > 255:
-                raise DatasetError(f'label file {self.label_paths[i][0]} holds values above 255; '
-                                   f'expected Cityscapes labelIds (0..33)')
+                raise DatasetError(f'label file {path} holds values above 255; expected Cityscapes labelIds (0..33)')
             raw = raw.astype(np.uint8)
         return raw
 
     def load(self, index: int) -> Sample:
-        image_path = self.image_paths[index]
-        label_path = self.label_paths[index][0]
-        image = read_rgb(image_path)
-        raw = self.raw_labels(index)
-        check_same_size(image_path, image, label_path, raw)
+        image, raw = self._read_pair(index)
         instance = None
         instance_path = self.instance_paths[index]
         if instance_path is not None:
             instance = read_label(instance_path).astype(np.int32)
-            check_same_size(image_path, image, instance_path, instance)
+            check_same_size(self.image_paths[index], image, instance_path, instance)
         label_set = self.label_set
         assert label_set is not None
         return Sample(name=self.names[index], image=image, semantic=label_set.to_train_ids(raw),

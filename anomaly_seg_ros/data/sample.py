@@ -69,7 +69,8 @@ class PairedDataset:
     """Base of the readers: a sorted list of (image path, label paths...) checked at construction.
 
     Subclasses fill ``names``, ``image_paths`` and ``label_paths`` (one tuple of paths per sample)
-    and implement :meth:`load`. Indexing accepts negative indices; iteration yields samples.
+    with :meth:`_add` and implement :meth:`load` (with :meth:`_read_pair`; :meth:`_read_label` says how
+    a label file is read). Indexing accepts negative indices; iteration yields samples.
     """
 
     kind = 'dataset'
@@ -102,6 +103,31 @@ class PairedDataset:
         if not -n <= index < n:
             raise IndexError(f'{self.kind} index {index} out of range for {n} samples')
         return index % n
+
+    def _add(self, name: str, image_path: Path, *label_paths: Path) -> None:
+        """Record a sample; raises :class:`DatasetError` naming the first of ``label_paths`` that is no file."""
+        for label_path in label_paths:
+            if not label_path.is_file():
+                raise DatasetError(f'label file missing for image {image_path}: expected {label_path}; '
+                                   f'add it or remove the image')
+        self.names.append(name)
+        self.image_paths.append(image_path)
+        self.label_paths.append(label_paths)
+
+    def _read_pair(self, index: int) -> tuple[np.ndarray, np.ndarray]:
+        """The image (HxWx3 uint8 RGB) and first label map (:meth:`_read_label`) of sample ``index``.
+
+        Raises :class:`DatasetError` for an unreadable file or an image and label of different sizes.
+        """
+        image_path, label_path = self.image_paths[index], self.label_paths[index][0]
+        image = read_rgb(image_path)
+        label = self._read_label(label_path)
+        check_same_size(image_path, image, label_path, label)
+        return image, label
+
+    def _read_label(self, path: Path) -> np.ndarray:
+        """A label file as the samples use it; here as stored (:func:`read_label`)."""
+        return read_label(path)
 
     def _finish(self, where: Path, what: str) -> None:
         """Raise on an empty dataset (after the subclass collected its pairs)."""

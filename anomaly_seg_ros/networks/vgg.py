@@ -141,15 +141,17 @@ def load_torchvision_vgg_weights(module: VGG16Encoder | VGG19Features, path: str
     module.features.load_state_dict({k: state[f'features.{k}'] for k in own})
 
 
-def _warn_random(kind: str, width: float) -> None:
-    if kind in _WARNED:
-        return
-    _WARNED.add(kind)
-    hint = ('pass torchvision ImageNet weights to use pretrained features' if width == 1.0 else
-            f'no ImageNet weights exist for width {width}')
-    effect = _RANDOM_EFFECT.get(kind, '')
-    _LOG.warning('!!! %s features are RANDOMLY INITIALIZED (no ImageNet weights given; %s). %s !!!',
-                 kind.upper(), hint, effect)
+def _load_weights(module: VGG16Encoder | VGG19Features, weights: str | Path | None, warn_if_random: bool) -> None:
+    """Load ImageNet ``weights`` into ``module``, or else (``warn_if_random``) log that its features are random,
+    once per process and kind."""
+    if weights is not None:
+        load_torchvision_vgg_weights(module, weights)
+    elif warn_if_random and module.kind not in _WARNED:
+        _WARNED.add(module.kind)
+        hint = ('pass torchvision ImageNet weights to use pretrained features' if module.width == 1.0 else
+                f'no ImageNet weights exist for width {module.width}')
+        _LOG.warning('!!! %s features are RANDOMLY INITIALIZED (no ImageNet weights given; %s). %s !!!',
+                     module.kind.upper(), hint, _RANDOM_EFFECT.get(module.kind, ''))
 
 
 def vgg16_encoder(width: float = 1.0, weights: str | Path | None = None,
@@ -162,10 +164,7 @@ def vgg16_encoder(width: float = 1.0, weights: str | Path | None = None,
         warn_if_random: log a warning (once per process) when no weights are given.
     """
     module = VGG16Encoder(width)
-    if weights is not None:
-        load_torchvision_vgg_weights(module, weights)
-    elif warn_if_random:
-        _warn_random('vgg16', module.width)
+    _load_weights(module, weights, warn_if_random)
     return module
 
 
@@ -179,8 +178,5 @@ def vgg19_features(width: float = 1.0, weights: str | Path | None = None,
         warn_if_random: log a warning (once per process) when no weights are given.
     """
     module = VGG19Features(width)
-    if weights is not None:
-        load_torchvision_vgg_weights(module, weights)
-    elif warn_if_random:
-        _warn_random('vgg19', module.width)
+    _load_weights(module, weights, warn_if_random)
     return module

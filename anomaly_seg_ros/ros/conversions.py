@@ -4,10 +4,12 @@ Functions take any object with the message's fields (rclpy messages, rosbags mes
 namespaces), so the node, the bag tools and the tests share one implementation. Incoming images
 are validated (size, step, data length) before anything reads the buffer; cv_bridge converts
 when it is installed, the project's own vectorized conversion otherwise (and for the encodings
-listed in :data:`INPUT_ENCODINGS`, results are identical).
+listed in :data:`INPUT_ENCODINGS`, results are identical). :func:`header_stamp_from_cdr` reads the
+stamp of a still serialized message (a raw subscription).
 """
 from __future__ import annotations
 
+import struct
 from functools import lru_cache
 from typing import Any
 
@@ -20,7 +22,9 @@ __all__ = [
     'INPUT_ENCODINGS',
     'MAX_IMAGE_PIXELS',
     'array_to_image_fields',
+    'compressed_msg_to_array',
     'compressed_msg_to_rgb',
+    'header_stamp_from_cdr',
     'image_msg_to_array',
     'image_msg_to_rgb',
     'rgb_to_compressed_fields',
@@ -35,6 +39,8 @@ _OUTPUT_ENCODINGS: dict[str, tuple[int, np.dtype]] = {
     'rgb8': (3, np.dtype(np.uint8)), 'bgr8': (3, np.dtype(np.uint8)), 'mono8': (1, np.dtype(np.uint8)),
     '32FC1': (1, np.dtype(np.float32)), 'mono16': (1, np.dtype(np.uint16)),
 }
+# What image_msg_to_array reads: the output encodings and their OpenCV-style synonyms.
+_ARRAY_ENCODINGS = {**_OUTPUT_ENCODINGS, '8UC1': _OUTPUT_ENCODINGS['mono8'], '16UC1': _OUTPUT_ENCODINGS['mono16']}
 # Refuse absurd declared sizes before touching the buffer (a 16384x16384 RGB frame is 768 MB).
 MAX_IMAGE_PIXELS = 16384 * 16384
 
@@ -102,13 +108,23 @@ def image_msg_to_rgb(msg: Any) -> np.ndarray:
 
 def compressed_msg_to_rgb(msg: Any) -> np.ndarray:
     """sensor_msgs/CompressedImage (jpeg, png, ...) -> HxWx3 uint8 RGB."""
+    return _decode_compressed(msg, cv2.IMREAD_COLOR)
+
+
+def compressed_msg_to_array(msg: Any) -> np.ndarray:
+    """sensor_msgs/CompressedImage -> the picture as stored: HxW for one channel, HxWx3 RGB for colour
+    (alpha dropped); uint8, or uint16 for a 16-bit PNG."""
+    return _decode_compressed(msg, cv2.IMREAD_UNCHANGED)
+
+
+def _decode_compressed(msg: Any, flags: int) -> np.ndarray:
     data = np.frombuffer(bytes(msg.data), dtype=np.uint8)
     if data.size == 0:
         raise ImageConversionError(f'compressed image ({msg.format!r}) has no data')
-    image = cv2.imdecode(data, cv2.IMREAD_COLOR)
+    image = cv2.imdecode(data, flags)
     if image is None:
         raise ImageConversionError(f'compressed image ({msg.format!r}, {data.size} bytes) cannot be decoded')
-    return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
+    return cv2.cvtColor(image, cv2.COLOR_BGR2RGB) if image.ndim == 3 else image
 
 
 def array_to_image_fields(array: np.ndarray, encoding: str) -> dict[str, Any]:
@@ -140,16 +156,17 @@ def array_to_image_fields(array: np.ndarray, encoding: str) -> dict[str, Any]:
 
 
 def image_msg_to_array(msg: Any) -> np.ndarray:
-    """sensor_msgs/Image in an output encoding (rgb8, bgr8, mono8, mono16, 32FC1) -> numpy, as published.
+    """sensor_msgs/Image in an output encoding (rgb8, bgr8, mono8, mono16, 32FC1; also 8UC1, 16UC1)
+    -> numpy, as published.
 
     The inverse of :func:`array_to_image_fields`: HxWx3 uint8 for rgb8/bgr8 (channels as stored),
     HxW uint8 / uint16 / float32 otherwise. Rows may be padded; big-endian data is byte-swapped.
     """
     encoding = str(msg.encoding)
-    if encoding not in _OUTPUT_ENCODINGS:
+    if encoding not in _ARRAY_ENCODINGS:
         raise ImageConversionError(f'cannot read encoding {encoding!r} as an array; supported: '
-                                   f'{", ".join(_OUTPUT_ENCODINGS)}')
-    channels, dtype = _OUTPUT_ENCODINGS[encoding]
+                                   f'{", ".join(_ARRAY_ENCODINGS)}')
+    channels, dtype = _ARRAY_ENCODINGS[encoding]
     height, width, step = int(msg.height), int(msg.width), int(msg.step)
     row_bytes = width * channels * dtype.itemsize
     data = msg.data
@@ -174,3 +191,11 @@ def rgb_to_compressed_fields(rgb: np.ndarray, fmt: str = 'jpeg', quality: int = 
         raise ImageConversionError(f'OpenCV could not encode a {rgb.shape} image as {fmt}')
     return {'format': 'rgb8; jpeg compressed bgr8' if extension == '.jpg' else 'rgb8; png compressed bgr8',
             'data': encoded.tobytes()}
+
+
+def header_stamp_from_cdr(data: bytes) -> int:
+    """Header stamp (ns) of a serialized message that starts with std_msgs/Header, without deserializing it
+    (CDR: the 4-byte encapsulation header, whose second byte says the byte order, then int32 sec, uint32
+    nanosec)."""
+    sec, nanosec = struct.unpack_from('<iI' if data[1] & 1 else '>iI', data, 4)
+    return sec * 1_000_000_000 + nanosec

@@ -19,12 +19,12 @@ from rclpy.qos import QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import Image
 from std_msgs.msg import Header
 
+from .node_process import NODE_NAME
 from .outputs import image_message
 
-__all__ = ['IMAGE_TOPIC', 'NODE_NAME', 'DemoClient']
+__all__ = ['IMAGE_TOPIC', 'DemoClient']
 
 IMAGE_TOPIC = '/camera/image_raw'
-NODE_NAME = 'anomaly_seg'
 OUTPUT_DEPTH = 30
 
 

@@ -12,9 +12,22 @@ from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
-__all__ = ['Backend', 'BACKEND_NAMES']
+__all__ = ['Backend', 'BACKEND_NAMES', 'parse_device']
 
 BACKEND_NAMES = ('onnxruntime', 'tensorrt', 'torch')
+
+
+def parse_device(device: str) -> tuple[str, int] | None:
+    """'cpu' -> ('cpu', 0), 'cuda' -> ('cuda', 0), 'cuda:N' -> ('cuda', N); ``None`` for anything else.
+
+    Case and surrounding blanks are ignored. Backends say what they make of the result.
+    """
+    kind, colon, index = str(device).strip().lower().partition(':')
+    if kind == 'cpu' and not colon:
+        return 'cpu', 0
+    if kind == 'cuda' and (not colon or index.isdecimal()):
+        return 'cuda', int(index or 0)
+    return None
 
 
 @runtime_checkable

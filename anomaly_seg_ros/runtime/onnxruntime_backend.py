@@ -21,6 +21,7 @@ import numpy as np
 from ..errors import BackendError, ModelError
 from ..model_config import ModelConfig
 from ..stages import STAGE_ORDER, StageSpec, stage_specs
+from .base import parse_device
 from .stage_files import EXPORT_COMMAND, ONNX_FP16, check_graph_io, check_graph_metadata, stage_file
 
 __all__ = ['OnnxRuntimeBackend']
@@ -42,23 +43,18 @@ def _import_ort() -> Any:
     return onnxruntime
 
 
-def _parse_device(device: str | None, available: Collection[str]) -> tuple[str, int]:
+def _resolve_device(device: str | None, available: Collection[str]) -> tuple[str, int]:
     """('cpu', 0) or ('cuda', N) for ``device``; ``None`` picks CUDA where the provider exists."""
     has_cuda = 'CUDAExecutionProvider' in available
     if device is None:
         return ('cuda', 0) if has_cuda else ('cpu', 0)
-    text = str(device).strip().lower()
-    if text == 'cpu':
-        return 'cpu', 0
-    if text == 'cuda' or text.startswith('cuda:'):
-        index_text = text.partition(':')[2] or '0'
-        if not index_text.isdigit():
-            raise BackendError(f'device {device!r} is not cpu, cuda or cuda:N')
-        if not has_cuda:
-            raise BackendError(f'device {device!r} asked for, but this onnxruntime has no CUDA provider '
-                               f'(available: {", ".join(available)}); {_GPU_HINT}')
-        return 'cuda', int(index_text)
-    raise BackendError(f'device {device!r} is not cpu, cuda or cuda:N')
+    parsed = parse_device(device)
+    if parsed is None:
+        raise BackendError(f'device {device!r} is not cpu, cuda or cuda:N')
+    if parsed[0] == 'cuda' and not has_cuda:
+        raise BackendError(f'device {device!r} asked for, but this onnxruntime has no CUDA provider '
+                           f'(available: {", ".join(available)}); {_GPU_HINT}')
+    return parsed
 
 
 class OnnxRuntimeBackend:
@@ -91,7 +87,7 @@ class OnnxRuntimeBackend:
         self.config = config
         self.precision = precision
         self._spin = bool(spin)
-        kind, index = _parse_device(device, ort.get_available_providers())
+        kind, index = _resolve_device(device, ort.get_available_providers())
         self._device_kind, self._device_index = kind, index
         self._specs: dict[str, StageSpec] = stage_specs(config)
         self._sessions: dict[str, Any] = {}

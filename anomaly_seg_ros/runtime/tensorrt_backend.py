@@ -27,6 +27,7 @@ from ..errors import BackendError, ModelError
 from ..model_config import ModelConfig
 from ..stages import STAGE_ORDER, StageSpec, stage_specs
 from . import cuda_memory
+from .base import parse_device
 from .cuda_memory import DeviceArray, PinnedArray, Stream
 from .stage_files import check_graph_io, stage_file
 from .tensorrt_common import (
@@ -72,11 +73,9 @@ class DeviceTensor:
 
 def parse_cuda_device(device: str | None) -> int:
     """``None``/'cuda' -> 0, 'cuda:N' -> N; 'cpu' and anything else -> :class:`BackendError`."""
-    text = 'cuda' if device is None else str(device).strip().lower()
-    if text == 'cuda':
-        return 0
-    if text.startswith('cuda:') and text[5:].isdigit():
-        return int(text[5:])
+    parsed = parse_device('cuda' if device is None else device)
+    if parsed is not None and parsed[0] == 'cuda':
+        return parsed[1]
     raise BackendError(f"the tensorrt backend runs on a GPU only (device 'cuda' or 'cuda:N'), got {device!r}; "
                        "use backend 'onnxruntime' for the CPU")
 

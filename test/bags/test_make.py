@@ -114,3 +114,32 @@ def test_same_input_makes_byte_identical_bags(tmp_path, frames):
     make_bag(frames, b)
     assert (a / 'bag.mcap').read_bytes() == (b / 'bag.mcap').read_bytes()
     assert (a / 'metadata.yaml').read_text() == (b / 'metadata.yaml').read_text()
+
+
+def test_decode_image_gives_colour_as_rgb_one_channel_maps_as_stored_and_refuses_the_rest():
+    import types
+
+    from anomaly_seg_ros.errors import ImageConversionError
+    from anomaly_seg_ros.ros.conversions import rgb_to_compressed_fields
+
+    rng = np.random.default_rng(3)
+    rgb = rng.integers(0, 256, (4, 5, 3), dtype=np.uint8)
+    gray = rng.integers(0, 256, (4, 5), dtype=np.uint8)
+    depth = rng.integers(0, 65536, (4, 5), dtype=np.uint16)
+
+    def image(array, encoding):
+        return types.SimpleNamespace(height=4, width=5, encoding=encoding, is_bigendian=0,
+                                     step=array[0].nbytes, data=array.tobytes())
+
+    np.testing.assert_array_equal(decode_image(image(rgb[:, :, ::-1], 'bgr8')), rgb)
+    np.testing.assert_array_equal(decode_image(image(np.dstack([rgb[:, :, ::-1], gray]), 'bgra8')), rgb)
+    np.testing.assert_array_equal(decode_image(image(gray, '8UC1')), gray)
+    assert decode_image(image(depth, '16UC1')).dtype == np.uint16
+    np.testing.assert_array_equal(decode_image(image(depth, '16UC1')), depth)
+    png = types.SimpleNamespace(format='png', data=cv2.imencode('.png', gray)[1].tobytes())
+    np.testing.assert_array_equal(decode_image(png), gray)  # one channel stays one channel
+    np.testing.assert_array_equal(decode_image(types.SimpleNamespace(**rgb_to_compressed_fields(rgb, 'png'))), rgb)
+    for bad in (image(gray, 'yuv422'), types.SimpleNamespace(format='jpeg', data=b'not an image')):
+        with pytest.raises(BagError, match='cannot decode image') as error:
+            decode_image(bad)
+        assert isinstance(error.value.__cause__, ImageConversionError)

@@ -5,10 +5,11 @@ import pytest
 
 from anomaly_seg_ros.benchmark.frames import bench_frames
 from anomaly_seg_ros.benchmark.machine import machine_info, peak_rss_mb, reset_peak_rss, rss_mb, versions
-from anomaly_seg_ros.benchmark.node import _node_timings, _stamp_from_cdr
+from anomaly_seg_ros.benchmark.node import _node_timings
 from anomaly_seg_ros.benchmark.report import format_node, format_pipeline
 from anomaly_seg_ros.benchmark.stats import ratio, summarize
 from anomaly_seg_ros.benchmark.targets import node_targets, pipeline_targets
+from anomaly_seg_ros.ros.conversions import header_stamp_from_cdr
 
 
 def test_summary_gives_median_and_p90():
@@ -127,7 +128,7 @@ def test_stamp_is_read_from_a_serialized_image():
     assert rclpy is not None
     msg = Image()
     msg.header.stamp.sec, msg.header.stamp.nanosec = 1_700_000_000, 123_456_789
-    assert _stamp_from_cdr(serialize_message(msg)) == 1_700_000_000_123_456_789
+    assert header_stamp_from_cdr(serialize_message(msg)) == 1_700_000_000_123_456_789
 
 
 def test_node_command_makes_the_input_reliable_unless_told_otherwise(tmp_path):

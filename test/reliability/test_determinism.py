@@ -7,7 +7,6 @@ topic and stamp. The bag goes through one node twice, then through a second node
 """
 from __future__ import annotations
 
-import struct
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +17,7 @@ from anomaly_seg_ros.bags import make_bag, read_messages
 from anomaly_seg_ros.bags.io import header_stamp_ns
 from anomaly_seg_ros.data.sample import Sample
 from anomaly_seg_ros.export import synthetic_frames
+from anomaly_seg_ros.ros.conversions import header_stamp_from_cdr
 from anomaly_seg_ros.ros.outputs import OUTPUT_TOPICS
 
 pytestmark = pytest.mark.ros
@@ -34,12 +34,6 @@ def bag(tmp_path: Path) -> Path:
     return make_bag(samples, tmp_path / 'frames_bag', topic=TOPIC).path
 
 
-def _stamp_ns(data: bytes) -> int:
-    """Header stamp of a serialized Image (CDR: 4 bytes of encapsulation, then int32 sec, uint32 nanosec)."""
-    sec, nanosec = struct.unpack_from('<iI' if data[1] & 1 else '>iI', data, 4)
-    return sec * 1_000_000_000 + nanosec
-
-
 class _Recorder:
     """Raw subscriptions to every output topic of the node: (topic, stamp) -> serialized message."""
 
@@ -51,7 +45,7 @@ class _Recorder:
 
     def _record(self, topic: str) -> Any:
         def record(data: bytes) -> None:
-            key = (topic, _stamp_ns(data))
+            key = (topic, header_stamp_from_cdr(data))
             assert key not in self.outputs, f'{key} published twice'
             self.outputs[key] = bytes(data)
         return record

@@ -18,8 +18,10 @@ from typing import Any
 import numpy as np
 import pytest
 from fake_pipeline import rgb_frame
-from node_process import CONFIG_FILE, NodeProcess
+from node_process import CONFIG_FILE
 from probe import image_msg, stamp_ns
+
+from anomaly_seg_ros.ros.node_process import NodeProcess
 
 pytestmark = pytest.mark.ros
 

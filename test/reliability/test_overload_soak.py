@@ -4,7 +4,7 @@ several times faster than the tiny model's pipeline.
 Only what does not depend on timing is asserted: drops are counted and every frame is accounted
 for, the newest frame wins (output stamps strictly increasing), nothing fails, resident memory grows
 by less than a generous bound, the node stops cleanly. The minutes-long figures come from
-``python -m anomaly_seg_ros.benchmark.soak`` (docs/RELIABILITY.md).
+``anomaly_seg bench --soak`` (docs/RELIABILITY.md).
 """
 from __future__ import annotations
 

@@ -19,8 +19,10 @@ sys.path.insert(0, str(HERE))  # fake_pipeline, probe, node_process
 rclpy = pytest.importorskip('rclpy')
 
 from fake_pipeline import make_fake_pipeline  # noqa: E402
-from node_process import NodeProcess, node_command  # noqa: E402
+from node_process import node_command  # noqa: E402
 from probe import Probe  # noqa: E402
+
+from anomaly_seg_ros.ros.node_process import NodeProcess  # noqa: E402
 
 
 @pytest.fixture

@@ -10,6 +10,7 @@ import pytest
 from anomaly_seg_ros.errors import ImageConversionError
 from anomaly_seg_ros.ros.conversions import (
     array_to_image_fields,
+    compressed_msg_to_array,
     compressed_msg_to_rgb,
     image_msg_to_rgb,
     rgb_to_compressed_fields,
@@ -99,6 +100,20 @@ def test_compressed_png_round_trips_and_garbage_is_refused():
         compressed_msg_to_rgb(types.SimpleNamespace(format='jpeg', data=b'not an image'))
     with pytest.raises(ImageConversionError, match='no data'):
         compressed_msg_to_rgb(types.SimpleNamespace(format='jpeg', data=b''))
+
+
+def test_compressed_array_keeps_what_the_file_holds_and_rgb_always_has_three_channels():
+    gray = RGB[:, :, 0]
+    msg = types.SimpleNamespace(format='png', data=cv2.imencode('.png', gray)[1].tobytes())
+    np.testing.assert_array_equal(compressed_msg_to_array(msg), gray)
+    np.testing.assert_array_equal(compressed_msg_to_rgb(msg), np.repeat(gray[:, :, None], 3, axis=2))
+    depth = RNG.integers(0, 65536, (6, 9), dtype=np.uint16)
+    msg = types.SimpleNamespace(format='png', data=cv2.imencode('.png', depth)[1].tobytes())
+    np.testing.assert_array_equal(compressed_msg_to_array(msg), depth)
+    colour = types.SimpleNamespace(**rgb_to_compressed_fields(RGB, 'png'))
+    np.testing.assert_array_equal(compressed_msg_to_array(colour), RGB)
+    with pytest.raises(ImageConversionError, match='no data'):
+        compressed_msg_to_array(types.SimpleNamespace(format='png', data=b''))
 
 
 def test_compressed_jpeg_decodes_close_to_the_original():

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import signal
+import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -16,12 +17,13 @@ import numpy as np
 import pytest
 import rclpy
 from fake_pipeline import rgb_frame
-from node_process import NodeProcess, model_backend, module_domain, node_command
+from node_process import model_backend, module_domain, node_command
 from probe import Probe, image_msg, stamp_ns
 from rclpy.executors import SingleThreadedExecutor
 
 from anomaly_seg_ros.model_config import load_model_config
 from anomaly_seg_ros.ros.conversions import image_msg_to_array
+from anomaly_seg_ros.ros.node_process import NodeProcess
 from anomaly_seg_ros.ros.outputs import OUTPUT_TOPICS
 
 pytestmark = pytest.mark.ros
@@ -215,3 +217,24 @@ def test_start_up_errors_end_the_node_with_one_clear_line(args, message, ros_dom
     assert message in log, log
     assert 'Traceback' not in log
     assert len([line for line in log.splitlines() if 'FATAL' in line]) == 1, log
+
+
+def test_the_ros_environment_puts_node_and_caller_on_one_domain_and_is_undone_after(monkeypatch):
+    from anomaly_seg_ros.ros.node_process import environment, ros_environment
+
+    monkeypatch.setenv('ROS_DOMAIN_ID', '5')
+    monkeypatch.delenv('ROS_LOCALHOST_ONLY', raising=False)
+    env = ros_environment(9, dds_profile=False)
+    assert env == {'ROS_DOMAIN_ID': '9', 'ROS_LOCALHOST_ONLY': '1', 'ROS_AUTOMATIC_DISCOVERY_RANGE': 'LOCALHOST'}
+    with environment(env):
+        assert os.environ['ROS_DOMAIN_ID'] == '9' and os.environ['ROS_LOCALHOST_ONLY'] == '1'
+    assert os.environ['ROS_DOMAIN_ID'] == '5' and 'ROS_LOCALHOST_ONLY' not in os.environ
+
+
+def test_a_node_process_that_exited_is_reported_with_its_error_line(tmp_path):
+    script = 'import sys; print("starting"); print("[FATAL] cannot start: no model"); print("bye"); sys.exit(2)'
+    node = NodeProcess([sys.executable, '-c', script], None, tmp_path / 'node.log', error=ValueError)
+    assert node.process.wait(30) == 2
+    with pytest.raises(ValueError, match=r'exited with status 2 at start: \[FATAL\] cannot start: no model \(log: '):
+        node.check_alive('at start')
+    assert node.stop() < 1.0 and 'bye' in node.log()
