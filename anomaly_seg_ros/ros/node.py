@@ -223,6 +223,8 @@ class AnomalySegNode(Node):
         return (self.get_clock().now().nanoseconds - stamp_ns) / 1e6
 
     def _on_worker_error(self, exc: BaseException) -> None:
+        if not self.context.ok():
+            return  # a signal shut ROS down under a frame in flight (its publish fails): not a failed frame
         problem = f'{type(exc).__name__}: {exc}'
         self._stats.count('failed', problem=problem)
         if not self._traceback_logged:
