@@ -1,9 +1,177 @@
-"""PLACEHOLDER: `anomaly_seg train` is being written; this file is replaced by its owner."""
+"""``anomaly_seg train``: train the stages (segmentation, synthesis, calibrate, dissimilarity), all of
+them in order (``all``), or the paper's ablation (``ablation``)."""
 from __future__ import annotations
 
 import argparse
+import shlex
+from pathlib import Path
+from typing import Any
+
+__all__ = ['register']
+
+_DATASETS = ('cityscapes', 'camvid', 'synthetic')
+_STAGES = {
+    'segmentation': 'ICNet with cascade label guidance, poly LR, scale/crop/flip augmentation; mIoU each epoch',
+    'synthesis': 'SPADE generator + multi-scale discriminator (hinge GAN, feature matching, VGG loss with '
+                 '--vgg-weights, TTUR) on ground-truth semantic maps',
+    'calibrate': 'perceptual difference scale (stages.perceptual.scale) from training frames vs their re-synthesis',
+    'dissimilarity': 'the paper\'s data generator (A: class swap, B: void objects; cached) and the dissimilarity '
+                     'network (ENet-weighted CE, Adam, reduce-on-plateau)',
+    'all': 'segmentation -> synthesis -> calibrate -> dissimilarity -> tune-ensemble -> ONNX export',
+}
+
+
+def _common(parser: argparse.ArgumentParser, stage: str) -> None:
+    parser.add_argument('--dataset', required=True, choices=_DATASETS, help='dataset kind')
+    parser.add_argument('--root', required=True, type=Path, metavar='PATH', help='dataset root folder')
+    parser.add_argument('--out', required=True, type=Path, metavar='DIR', help='model directory to create or extend')
+    parser.add_argument('--work', type=Path, metavar='DIR',
+                        help='checkpoints, logs (CSV, TensorBoard) and generated data (default OUT/training)')
+    parser.add_argument('--config', default='light', metavar='light|paper|FILE',
+                        help='preset or YAML configuration file (default %(default)s)')
+    parser.add_argument('--set', action='append', default=[], metavar='KEY=VALUE', dest='sets',
+                        help='override any configuration value, e.g. --set dissimilarity.batch_size=8 (repeatable)')
+    parser.add_argument('--seed', type=int, help='random seed (default 0)')
+    parser.add_argument('--device', help="'auto' (CUDA when available, default), 'cpu', 'cuda', 'cuda:N'")
+    parser.add_argument('--num-workers', type=int, metavar='N', help='data loader worker processes (default 0)')
+    parser.add_argument('--train-limit', type=int, metavar='N', help='use only the first N training frames')
+    parser.add_argument('--val-limit', type=int, metavar='N', help='use only the first N validation frames')
+    parser.add_argument('--resume', action='store_true', help='continue from the checkpoints in the work directory')
+    parser.add_argument('--quiet', action='store_true', help='no progress bars')
+    if stage in ('segmentation', 'synthesis', 'dissimilarity'):
+        parser.add_argument('--epochs', type=int, metavar='N', help='training epochs')
+        parser.add_argument('--batch-size', type=int, metavar='N', help='batch size')
+    if stage == 'all':
+        for name in ('segmentation', 'synthesis', 'dissimilarity'):
+            parser.add_argument(f'--epochs-{name}', type=int, metavar='N', help=f'{name} training epochs')
+        parser.add_argument('--no-export', action='store_true', help='do not export ONNX graphs at the end')
+        parser.add_argument('--half-weights', action='store_true',
+                            help='store the .pt weights in float16 (half the size; ONNX exported from them)')
+    if stage in ('synthesis', 'calibrate', 'dissimilarity', 'all'):
+        parser.add_argument('--vgg-weights', type=Path, metavar='FILE',
+                            help='torchvision VGG19 ImageNet state dict: perceptual stage (width 1) and the '
+                                 'synthesis VGG loss (without it: no VGG loss, random perceptual features)')
+    if stage in ('dissimilarity', 'all'):
+        parser.add_argument('--vgg16-weights', type=Path, metavar='FILE',
+                            help='torchvision VGG16 ImageNet state dict for the dissimilarity encoder (width 1)')
+        parser.add_argument('--sources', metavar='A,B', help='data generator sources (default A,B)')
+        parser.add_argument('--no-uncertainty', action='store_true',
+                            help='ablation: dissimilarity network without the uncertainty inputs')
+        parser.add_argument('--cache-dir', type=Path, metavar='DIR', help='where generated training sets are cached')
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    parser = subparsers.add_parser('train'.replace('_', '-'), help='(not yet available)')
-    parser.set_defaults(run=lambda args: parser.error('not yet available'))
+    parser = subparsers.add_parser(
+        'train', help='train the stages, all of them in order, or the ablation',
+        description='Train the pipeline\'s networks into a model directory (model.yaml + <stage>.pt). Every '
+                    'command: typed configuration (preset or YAML, --set overrides; saved as config.yaml beside '
+                    'each checkpoint), fixed seed, CUDA when available, a checkpoint every epoch (--resume), '
+                    'CSV + TensorBoard logs, progress bars and a summary line with the validation figures.')
+    actions = parser.add_subparsers(dest='train_command', metavar='STAGE', required=True)
+    for stage, text in _STAGES.items():
+        sub = actions.add_parser(stage, help=text, description=text)
+        _common(sub, stage)
+        sub.set_defaults(run=_run, command_line=lambda args, sub=sub, stage=stage: _command_line(sub, stage, args))
+    ablation = actions.add_parser(
+        'ablation', help='the paper\'s ablation table on an anomaly test set',
+        description='Trains a re-synthesis-only dissimilarity network (no uncertainty inputs, no data generator '
+                    'source B, otherwise the model\'s own training settings) into OUT/resynthesis_only, then '
+                    'evaluates softmax entropy, softmax distance, perceptual difference, re-synthesis only, '
+                    'dissimilarity without ensemble and the full framework; writes OUT/ablation.md and .json.')
+    ablation.add_argument('--models', required=True, type=Path, metavar='DIR', help='the full model directory')
+    ablation.add_argument('--dataset', required=True, help='anomaly dataset kind (synthetic, fishyscapes, ...)')
+    ablation.add_argument('--root', required=True, type=Path, metavar='PATH', help='dataset root folder')
+    ablation.add_argument('--split', help='split (default: anomaly_test for synthetic)')
+    ablation.add_argument('--out', required=True, type=Path, metavar='DIR', help='output folder')
+    ablation.add_argument('--backend', default='torch', choices=('torch', 'onnxruntime', 'tensorrt'),
+                          help='backend for the full model (default %(default)s)')
+    ablation.add_argument('--device', help="'cpu', 'cuda', 'cuda:N' (default: CUDA when available)")
+    ablation.add_argument('--limit', type=int, metavar='N', help='evaluate only the first N frames')
+    ablation.add_argument('--epochs', type=int, metavar='N', help='epochs of the re-synthesis-only network '
+                          '(default: the model\'s dissimilarity epochs)')
+    ablation.add_argument('--cache-dir', metavar='DIR', help='generated training sets (reused when they match)')
+    ablation.add_argument('--resume', action='store_true', help='continue an interrupted ablation training')
+    ablation.add_argument('--quiet', action='store_true', help='no progress bars')
+    ablation.set_defaults(run=_run_ablation)
+
+
+def _command_line(parser: argparse.ArgumentParser, stage: str, args: argparse.Namespace) -> str:
+    """The canonical command that reproduces ``args`` (options that differ from their defaults)."""
+    words = ['anomaly_seg', 'train', stage]
+    for action in parser._actions:  # noqa: SLF001 - argparse keeps its options there
+        if not action.option_strings or action.dest == 'help':
+            continue
+        value = getattr(args, action.dest, None)
+        if value is None or value == action.default:
+            continue
+        flag = action.option_strings[-1]
+        if isinstance(action, argparse._StoreTrueAction):  # noqa: SLF001
+            words.append(flag)
+        elif isinstance(value, list):
+            for item in value:
+                words += [flag, str(item)]
+        else:
+            words += [flag, str(value)]
+    return shlex.join(words)
+
+
+def _overrides(args: argparse.Namespace) -> dict[str, Any]:
+    stage = args.train_command
+
+    def get(name: str) -> Any:
+        return getattr(args, name, None)
+
+    over: dict[str, Any] = {
+        'seed': args.seed, 'device': args.device, 'num_workers': args.num_workers,
+        'vgg19_weights': str(get('vgg_weights')) if get('vgg_weights') else None,
+        'data': {'dataset': args.dataset, 'root': str(args.root), 'train_limit': args.train_limit,
+                 'val_limit': args.val_limit},
+    }
+    if stage in ('segmentation', 'synthesis', 'dissimilarity'):
+        over[stage] = {'epochs': args.epochs, 'batch_size': args.batch_size}
+    if stage == 'all':
+        for name in ('segmentation', 'synthesis', 'dissimilarity'):
+            over[name] = {'epochs': get(f'epochs_{name}')}
+        over['export'] = {'onnx': False if args.no_export else None,
+                          'torch_dtype': 'float16' if args.half_weights else None}
+    if stage in ('dissimilarity', 'all'):
+        diss = over.setdefault('dissimilarity', {})
+        diss.update({'vgg16_weights': str(args.vgg16_weights) if args.vgg16_weights else None,
+                     'use_uncertainty': False if args.no_uncertainty else None,
+                     'cache_dir': str(args.cache_dir) if args.cache_dir else None})
+        if args.sources:
+            diss['generator'] = {'sources': [s.strip().upper() for s in args.sources.split(',') if s.strip()]}
+    return over
+
+
+def _run(args: argparse.Namespace) -> int:
+    from ..training import (
+        calibrate_perceptual,
+        load_train_config,
+        parse_overrides,
+        train_all,
+        train_dissimilarity,
+        train_segmentation,
+        train_synthesis,
+    )
+    config = load_train_config(args.config, _overrides(args), parse_overrides(args.sets))
+    show = not args.quiet
+    stage = args.train_command
+    if stage == 'all':
+        train_all(config, args.out, args.work, args.resume, show, command=args.command_line(args))
+        return 0
+    if stage == 'calibrate':
+        print(calibrate_perceptual(config, args.out, show_progress=show).summary())
+        return 0
+    trainer = {'segmentation': train_segmentation, 'synthesis': train_synthesis,
+               'dissimilarity': train_dissimilarity}[stage]
+    print(trainer(config, args.out, args.work, args.resume, show).summary())
+    return 0
+
+
+def _run_ablation(args: argparse.Namespace) -> int:
+    from ..training import run_ablation
+    result = run_ablation(args.models, args.dataset, args.root, args.out, args.split, args.resume, args.backend,
+                          args.device, args.limit, args.cache_dir, args.epochs, show_progress=not args.quiet)
+    print(result.markdown())
+    return 0

@@ -1,0 +1,132 @@
+"""The data generator's output, cached on disk and reused.
+
+One folder per (split, source) under the cache root, named by a key: a hash of the network files
+that made it (segmentation, synthesis, perceptual), the perceptual calibration, the stage sizes,
+the frames (dataset, split, names) and the generator settings. A changed model or setting gives a new
+key, so a stale set is never reused. A folder holds ``meta.yaml`` and one ``.npy`` per array (read
+memory-mapped); it is written under a temporary name and renamed when complete.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import yaml
+
+from ..model_config import ModelConfig
+from ..stage_modules import load_stage_modules
+from .common import progress, rng_for
+from .config import DataGeneratorConfig
+from .data_generator import generate_batch
+from .frames import Frames
+
+__all__ = ['GENERATOR_VERSION', 'GeneratedSet', 'generated_set_key', 'load_or_generate']
+
+GENERATOR_VERSION = 1
+_ARRAYS = ('image', 'synthesis', 'semantic', 'uncertainty', 'labels')
+
+
+@dataclass
+class GeneratedSet:
+    """Memory-mapped samples of one (split, source); see :class:`.data_generator.GeneratedBatch`."""
+
+    directory: Path
+    arrays: dict[str, np.ndarray]
+    names: list[str]
+    meta: dict[str, Any]
+
+    def __len__(self) -> int:
+        return len(self.names)
+
+    @classmethod
+    def open(cls, directory: str | Path) -> GeneratedSet:
+        directory = Path(directory)
+        meta = yaml.safe_load((directory / 'meta.yaml').read_text())
+        count = int(meta['count'])
+        arrays = {name: np.load(directory / f'{name}.npy', mmap_mode='r')[:count] for name in _ARRAYS}
+        return cls(directory, arrays, list(meta['names']), meta)
+
+
+def _file_hash(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open('rb') as handle:
+        for block in iter(lambda: handle.read(1 << 20), b''):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def load_or_generate(model_dir: str | Path, model: ModelConfig, frames: Frames, split: str, source: str,
+                     settings: DataGeneratorConfig, seed: int, cache_root: str | Path, device: torch.device,
+                     show_progress: bool = True, log: Callable[[str], None] = print) -> GeneratedSet:
+    """The generated set of ``source`` for ``frames``: from the cache when present, else generated."""
+    model_dir, cache_root = Path(model_dir), Path(cache_root)
+    key, description = generated_set_key(model_dir, model, frames, split, source, settings, seed)
+    target = cache_root / key
+    if (target / 'meta.yaml').is_file():
+        log(f'data generator: reusing {target} ({split}, source {source})')
+        return GeneratedSet.open(target)
+    modules = load_stage_modules(model_dir, model, device, stages=('segmentation', 'synthesis', 'perceptual'))
+    size = tuple(model.stage('dissimilarity').input_size)
+    partial = cache_root / f'{key}.partial'
+    shutil.rmtree(partial, ignore_errors=True)
+    partial.mkdir(parents=True)
+    n = len(frames)
+    shapes = {'image': (n, 3, *size), 'synthesis': (n, 3, *size), 'semantic': (n, *size),
+              'uncertainty': (n, 3, *size), 'labels': (n, *size)}
+    dtypes = {'uncertainty': np.float16}
+    arrays = {name: np.lib.format.open_memmap(partial / f'{name}.npy', mode='w+', dtype=dtypes.get(name, np.uint8),
+                                              shape=shapes[name]) for name in _ARRAYS}
+    count, kept = 0, []
+    batch_size = max(1, settings.batch_size)
+    for start in progress(range(0, n, batch_size), show_progress, desc=f'generate {split} {source}', unit='batch'):
+        indices = list(range(start, min(start + batch_size, n)))
+        batch = generate_batch([frames[i] for i in indices], source, modules, model.label_set, size, device,
+                               [rng_for(seed, 0xA5A5, i) for i in indices], settings.swap_probability,
+                               settings.min_instance_pixels)
+        k = len(batch.names)
+        for name in _ARRAYS:
+            if k:
+                arrays[name][count:count + k] = getattr(batch, name)
+        count += k
+        kept += batch.names
+    for array in arrays.values():
+        array.flush()
+    del arrays
+    labels = np.load(partial / 'labels.npy', mmap_mode='r')[:count]
+    anomaly = int(np.count_nonzero(labels == 1))
+    inlier = int(np.count_nonzero(labels == 0))
+    meta = {'key': key, 'count': count, 'names': kept, 'description': description,
+            'pixels': {'anomaly': anomaly, 'inlier': inlier, 'ignored': int(labels.size - anomaly - inlier)}}
+    (partial / 'meta.yaml').write_text(yaml.safe_dump(meta, sort_keys=False))
+    shutil.rmtree(target, ignore_errors=True)
+    partial.rename(target)
+    log(f'data generator: {split} source {source}: {count} samples from {n} frames '
+        f'({anomaly / max(anomaly + inlier, 1):.2%} anomaly pixels) -> {target}')
+    return GeneratedSet.open(target)
+
+
+def generated_set_key(model_dir: Path, model: ModelConfig, frames: Frames, split: str, source: str,
+                      settings: DataGeneratorConfig, seed: int) -> tuple[str, dict[str, Any]]:
+    """(folder name, the description its key hashes) of the generated set of ``source`` for ``frames``."""
+    names = list(getattr(frames.dataset, 'names', []))[: len(frames)]
+    frames_hash = hashlib.sha256('\n'.join(names).encode()).hexdigest()
+    description = {
+        'version': GENERATOR_VERSION, 'split': split, 'source': source, 'seed': seed,
+        'dataset': type(frames.dataset).__name__, 'root': str(getattr(frames.dataset, 'root', '')),
+        'frames': frames_hash, 'count': len(frames),
+        'sizes': {s: list(model.stage(s).input_size) for s in model.stages},
+        'perceptual': {'scale': model.perceptual_scale, 'normalization': model.perceptual_normalization},
+        'networks': {s: _file_hash(model_dir / model.stage(s).files.get('torch', f'{s}.pt'))
+                     for s in ('segmentation', 'synthesis', 'perceptual')},
+        'generator': {'swap_probability': settings.swap_probability,
+                      'min_instance_pixels': settings.min_instance_pixels} if source == 'A' else None,
+    }
+    key = hashlib.sha256(json.dumps(description, sort_keys=True).encode()).hexdigest()[:16]
+    return f'{split}_{source}_{key}', description

@@ -1,0 +1,82 @@
+"""Pieces of the epoch loop shared by the trainers: deterministic batches, losses, normalization."""
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from ..errors import AnomalySegError
+from ..labels import IGNORE_INDEX
+from .common import rng_for
+
+__all__ = ['EpochData', 'cross_entropy', 'normalize_images', 'resume_state']
+
+
+class EpochData(torch.utils.data.Dataset):
+    """Items made by ``make(index, rng)`` with a generator that depends only on (seed, epoch, index).
+
+    ``batches(epoch)`` yields batches in an order drawn from (seed, epoch): a resumed run sees
+    exactly the batches an uninterrupted run would.
+    """
+
+    def __init__(self, count: int, make: Callable[[int, np.random.Generator], Any], seed: int) -> None:
+        self.count = int(count)
+        self.make = make
+        self.seed = int(seed)
+        self.epoch = 0
+
+    def __len__(self) -> int:
+        return self.count
+
+    def __getitem__(self, index: int) -> Any:
+        return self.make(index, rng_for(self.seed, self.epoch, index))
+
+    def order(self, epoch: int, batch_size: int, steps: int | None = None) -> list[int]:
+        """Shuffled indices of ``epoch``, whole batches only (at least one batch)."""
+        order = rng_for(self.seed, epoch, -1).permutation(self.count).tolist()
+        usable = (self.count // batch_size) * batch_size if self.count >= batch_size else self.count
+        order = order[:usable]
+        if steps is not None:
+            order = order[: steps * batch_size]
+        return order
+
+    def loader(self, epoch: int, batch_size: int, steps: int | None = None,
+               num_workers: int = 0) -> torch.utils.data.DataLoader:
+        self.epoch = epoch
+        return torch.utils.data.DataLoader(self, batch_size=batch_size, sampler=self.order(epoch, batch_size, steps),
+                                           num_workers=num_workers, drop_last=False)
+
+    def steps(self, batch_size: int, steps: int | None = None) -> int:
+        return -(-len(self.order(0, batch_size, steps)) // batch_size)
+
+
+def normalize_images(images: Tensor, mean: Sequence[float], std: Sequence[float]) -> Tensor:
+    """uint8 (N, 3, H, W) or float [0, 1] -> float32 normalized with ``mean``/``std``."""
+    x = images.float()
+    if images.dtype == torch.uint8:
+        x = x / 255.0
+    m = torch.tensor(list(mean), device=x.device, dtype=x.dtype).view(1, 3, 1, 1)
+    s = torch.tensor(list(std), device=x.device, dtype=x.dtype).view(1, 3, 1, 1)
+    return (x - m) / s
+
+
+def cross_entropy(logits: Tensor, target: Tensor, weight: Tensor | None = None) -> Tensor:
+    """Cross-entropy with ignore index 255; zero (with a graph) when no pixel is labelled."""
+    if not bool((target != IGNORE_INDEX).any()):
+        return logits.sum() * 0.0
+    return F.cross_entropy(logits, target.long(), weight=weight, ignore_index=IGNORE_INDEX)
+
+
+def resume_state(checkpoint: Any, resume: bool, stage: str, device: torch.device) -> dict[str, Any] | None:
+    """The checkpoint's state when resuming (None to start fresh); checks it belongs to ``stage``."""
+    if not resume or not checkpoint.exists():
+        return None
+    state = checkpoint.load(device)
+    if state.get('stage') != stage:
+        raise AnomalySegError(f'{checkpoint.path} is a {state.get("stage")!r} checkpoint, not {stage!r}; '
+                              'point --work elsewhere or delete it')
+    return state

@@ -1,0 +1,68 @@
+"""``MANIFEST.md`` of a trained model directory: how it was made and how good it is, from ``model.yaml``."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from ..model_config import load_model_config
+from .common import format_duration
+
+__all__ = ['MANIFEST_FILE', 'write_manifest']
+
+MANIFEST_FILE = 'MANIFEST.md'
+
+
+def _fmt(value: Any) -> str:
+    if isinstance(value, float):
+        return f'{value:.4g}'
+    return str(value)
+
+
+def write_manifest(model_dir: str | Path, extra: str = '') -> Path:
+    """Write ``<model_dir>/MANIFEST.md`` from its ``model.yaml`` provenance; ``extra`` is appended."""
+    model_dir = Path(model_dir)
+    model = load_model_config(model_dir)
+    prov = dict(model.provenance)
+    stages = prov.get('stages') or {}
+    files = sorted(p for p in model_dir.iterdir() if p.is_file() and p.name != MANIFEST_FILE)
+    total = sum(p.stat().st_size for p in files)
+    lines = [f'# Model directory `{model_dir.name}`', '',
+             'Made by `anomaly_seg train all`; everything below is read from `model.yaml` (provenance).', '',
+             '## Reproduce', '', '```', str(prov.get('command', '?')), '```', '',
+             f'- seed: {prov.get("seed")}', f'- commit: `{prov.get("commit")}`',
+             f'- data: {prov.get("data")}',
+             f'- training time: {format_duration(float(prov.get("training_time_s", 0)))} '
+             f'(wall time of the command {format_duration(float(prov.get("wall_time_s", 0)))})',
+             f'- machine: {prov.get("machine")}', f'- .pt weights stored as {prov.get("torch_weights_dtype", "?")}', '',
+             '## Validation figures (validation split, never the anomaly test split)', '',
+             '| figure | value |', '|---|---:|']
+    lines += [f'| {k} | {_fmt(v)} |' for k, v in (prov.get('validation') or {}).items()]
+    lines += ['', f'Ensemble weights (dissimilarity, entropy, perceptual difference, softmax distance): '
+              f'{[round(w, 4) for w in model.ensemble_weights]}; perceptual scale {model.perceptual_scale:.4g}.', '',
+              '## Stages', '', '| stage | input size | architecture | epochs | steps | time | figures |',
+              '|---|---|---|---:|---:|---:|---|']
+    for name in ('segmentation', 'synthesis', 'perceptual', 'dissimilarity'):
+        stage = model.stage(name)
+        record = stages.get(name) or {}
+        figures = record.get('validation') or {k: record[k] for k in ('scale',) if k in record}
+        arch = ', '.join(f'{k}={v}' for k, v in stage.architecture.items() if k not in ('num_classes',))
+        time_s = record.get('training_time_s', record.get('time_s'))
+        lines.append(f'| {name} | {stage.input_size[0]}x{stage.input_size[1]} | {arch} | {record.get("epochs", "")} | '
+                     f'{record.get("steps", "")} | {format_duration(float(time_s)) if time_s is not None else ""} | '
+                     + ', '.join(f'{k} {_fmt(v)}' for k, v in figures.items()) + ' |')
+    ensemble = stages.get('ensemble') or {}
+    if ensemble:
+        lines += ['', f'Ensemble grid search: {ensemble.get("candidates")} weight vectors on '
+                  f'{(ensemble.get("validation") or {}).get("frames")} validation frames in '
+                  f'{ensemble.get("time_s")} s; best 5:', '']
+        lines += [f'- {row["weights"]}: FPR95 {row["fpr95"]:.4f}, AP {row["ap"]:.4f}'
+                  for row in ensemble.get('top', [])]
+    lines += ['', '## Files', '', '| file | bytes |', '|---|---:|']
+    lines += [f'| {p.name} | {p.stat().st_size:,} |' for p in files]
+    lines += [f'| total (without this manifest) | {total:,} |', '']
+    if extra:
+        lines += [extra.rstrip(), '']
+    path = model_dir / MANIFEST_FILE
+    path.write_text('\n'.join(lines))
+    return path
+

@@ -1,0 +1,175 @@
+"""``train segmentation``: ICNet (Zhao et al., ECCV 2018) on a dataset's train split.
+
+Cascade label guidance: cross-entropy on the main output (weight 1) and on the two auxiliary
+outputs of :meth:`~..networks.ICNet.forward_with_aux` (1/8 and 1/16 resolution, weights 0.4 and
+0.4, labels nearest-resized), ignore label 255. SGD with momentum and weight decay, poly learning
+rate (power 0.9) per step. Augmentation: random scale (0.5-2.0) of the frame at the stage input
+size, random crop (padded with ignore where smaller), horizontal flip. mIoU on the validation split
+after every epoch, at the stage input size.
+"""
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import cv2
+import numpy as np
+import torch
+
+from ..evaluation import ConfusionMatrix
+from ..labels import IGNORE_INDEX
+from ..networks import build_network, resize_labels_nearest
+from .common import Checkpoint, RunLogger, StageResult, Timer, progress, seed_everything, select_device
+from .config import TrainConfig, config_to_dict
+from .frames import Frames, check_data, open_frames, resize_image, resize_nearest
+from .loop import EpochData, cross_entropy, normalize_images, resume_state
+from .model_dir import prepare_model_dir, record_stage, save_stage_network
+
+__all__ = ['augment_segmentation', 'evaluate_segmentation', 'train_segmentation']
+
+STAGE = 'segmentation'
+
+
+def augment_segmentation(image: np.ndarray, labels: np.ndarray, rng: np.random.Generator,
+                         crop: tuple[int, int], scale: tuple[float, float],
+                         flip: bool) -> tuple[np.ndarray, np.ndarray]:
+    """Random scale, crop and flip of one frame.
+
+    Args:
+        image: HxWx3 uint8; labels: HxW uint8 train ids.
+        crop: (h, w) of the output; regions outside the scaled frame are 0 / ignore.
+    Returns:
+        (3, h, w) uint8 image and (h, w) uint8 labels.
+    """
+    s = float(rng.uniform(scale[0], scale[1]))
+    height, width = max(1, round(image.shape[0] * s)), max(1, round(image.shape[1] * s))
+    image = resize_image(image, (height, width))
+    labels = resize_nearest(labels, (height, width))
+    ch, cw = crop
+    if height < ch or width < cw:
+        pad_h, pad_w = max(ch - height, 0), max(cw - width, 0)
+        image = cv2.copyMakeBorder(image, 0, pad_h, 0, pad_w, cv2.BORDER_CONSTANT, value=(0, 0, 0))
+        labels = cv2.copyMakeBorder(labels, 0, pad_h, 0, pad_w, cv2.BORDER_CONSTANT, value=IGNORE_INDEX)
+    y0 = int(rng.integers(0, image.shape[0] - ch + 1))
+    x0 = int(rng.integers(0, image.shape[1] - cw + 1))
+    image = image[y0:y0 + ch, x0:x0 + cw]
+    labels = labels[y0:y0 + ch, x0:x0 + cw]
+    if flip and rng.random() < 0.5:
+        image, labels = image[:, ::-1], labels[:, ::-1]
+    return np.ascontiguousarray(image.transpose(2, 0, 1)), np.ascontiguousarray(labels)
+
+
+@torch.no_grad()
+def evaluate_segmentation(network: torch.nn.Module, frames: Frames, num_classes: int, device: torch.device,
+                          mean: tuple[float, ...], std: tuple[float, ...], batch_size: int = 4,
+                          show_progress: bool = False) -> dict[str, float]:
+    """mIoU and pixel accuracy of ``network`` on ``frames`` (at the frames' size)."""
+    was_training = network.training
+    network.eval()
+    matrix = ConfusionMatrix(num_classes, IGNORE_INDEX)
+    for start in progress(range(0, len(frames), batch_size), show_progress, desc='validate', unit='batch'):
+        batch = [frames[i] for i in range(start, min(start + batch_size, len(frames)))]
+        images = torch.from_numpy(np.stack([f.image.transpose(2, 0, 1) for f in batch])).to(device)
+        prediction = network(normalize_images(images, mean, std)).max(dim=1).indices.cpu().numpy()
+        for f, p in zip(batch, prediction):
+            matrix.update(p, f.semantic)
+    network.train(was_training)
+    metrics = matrix.compute()
+    return {'miou': float(metrics.miou), 'pixel_accuracy': float(metrics.pixel_accuracy)}
+
+
+def train_segmentation(config: TrainConfig, out_dir: str | Path, work_dir: str | Path | None = None,
+                       resume: bool = False, show_progress: bool = True,
+                       log: Callable[[str], None] = print) -> StageResult:
+    """Train the segmentation network of the model in ``out_dir``; writes ``<out_dir>/segmentation.pt``.
+
+    Args:
+        config: the run's configuration (``segmentation`` and ``data`` sections are used).
+        out_dir: the model directory (``model.yaml`` is created when absent).
+        work_dir: checkpoints and logs go to ``<work_dir>/segmentation`` (default ``<out_dir>/training``).
+        resume: continue from the checkpoint's epoch and step.
+    """
+    cfg = config.segmentation
+    out_dir = Path(out_dir)
+    work = Path(work_dir or out_dir / 'training') / STAGE
+    device = select_device(config.device)
+    seed_everything(config.seed)
+    check_data(config.data)  # a bad dataset stops the run here, before anything is written
+    train = open_frames(config.data, config.data.train_split, (1, 1), limit=config.data.train_limit)
+    label_set = train.label_set
+    model = prepare_model_dir(out_dir, config, label_set)
+    size = tuple(model.stage(STAGE).input_size)
+    train = Frames(train.dataset, size, config.data.train_limit, config.data.cache_in_memory)
+    val = open_frames(config.data, config.data.val_split, size, label_set, config.data.val_limit)
+    crop = tuple(cfg.crop_size) if cfg.crop_size else size
+
+    def make(index: int, rng: np.random.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+        frame = train[index]
+        image, labels = augment_segmentation(frame.image, frame.semantic, rng, crop,  # type: ignore[arg-type]
+                                             (cfg.scale_min, cfg.scale_max), cfg.flip)
+        return torch.from_numpy(image), torch.from_numpy(labels)
+
+    data = EpochData(len(train), make, config.seed)
+    steps_per_epoch = data.steps(cfg.batch_size, cfg.steps_per_epoch)
+    total_steps = max(1, cfg.epochs * steps_per_epoch)
+    network = build_network(STAGE, model.stage(STAGE).architecture).to(device)
+    optimizer = torch.optim.SGD(network.parameters(), lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
+    checkpoint = Checkpoint(work)
+    state = resume_state(checkpoint, resume, STAGE, device)
+    epoch, step, history, elapsed = 0, 0, [], 0.0
+    if state is not None:
+        network.load_state_dict(state['network'])
+        optimizer.load_state_dict(state['optimizer'])
+        epoch, step, history, elapsed = state['epoch'], state['step'], state['history'], state['elapsed']
+        log(f'segmentation: resuming {checkpoint.path} at epoch {epoch}, step {step}')
+    logger = RunLogger(work, resume=state is not None)
+    timer = Timer(elapsed)
+    mean, std = model.mean, model.std
+    aux = [float(w) for w in cfg.aux_weights]
+    network.train()
+    while epoch < cfg.epochs:
+        totals = np.zeros(2)
+        bar = progress(data.loader(epoch, cfg.batch_size, cfg.steps_per_epoch, config.num_workers), show_progress,
+                       desc=f'segmentation {epoch + 1}/{cfg.epochs}', unit='batch', total=steps_per_epoch)
+        for images, labels in bar:
+            lr = cfg.lr * (1.0 - min(step, total_steps - 1) / total_steps) ** cfg.poly_power
+            for group in optimizer.param_groups:
+                group['lr'] = lr
+            images, labels = images.to(device), labels.to(device).long()
+            main, aux_sub24, aux_sub4 = network.forward_with_aux(normalize_images(images, mean, std))
+            loss = cross_entropy(main, labels)
+            for weight, logits in zip(aux, (aux_sub24, aux_sub4)):
+                loss = loss + weight * cross_entropy(logits, resize_labels_nearest(labels, tuple(logits.shape[-2:])))
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            step += 1
+            value = loss.item()
+            totals += (value, 1)
+            logger.scalars({'loss': value, 'lr': lr}, step, prefix='train/')
+            if show_progress:
+                bar.set_postfix(loss=f'{value:.3f}')  # type: ignore[attr-defined]
+        epoch += 1
+        figures = evaluate_segmentation(network, val, label_set.num_classes, device, mean, std, cfg.batch_size)
+        row = {'epoch': epoch, 'step': step, 'loss': totals[0] / max(totals[1], 1), 'lr': lr,
+               'val_miou': figures['miou'], 'val_pixel_accuracy': figures['pixel_accuracy'],
+               'time_s': timer.elapsed}
+        history.append(row)
+        logger.epoch(row)
+        checkpoint.save(config, {'stage': STAGE, 'epoch': epoch, 'step': step, 'network': network.state_dict(),
+                                 'optimizer': optimizer.state_dict(), 'history': history, 'elapsed': timer.elapsed,
+                                 'config': config_to_dict(config)})
+        log(f'segmentation epoch {epoch}/{cfg.epochs}: loss {row["loss"]:.4f}, val mIoU {figures["miou"]:.4f}, '
+            f'pixel accuracy {figures["pixel_accuracy"]:.4f}')
+    logger.close()
+    if history:
+        figures = {'miou': history[-1]['val_miou'], 'pixel_accuracy': history[-1]['val_pixel_accuracy']}
+    else:
+        figures = evaluate_segmentation(network, val, label_set.num_classes, device, mean, std, cfg.batch_size)
+    path = save_stage_network(out_dir, model, STAGE, network.cpu())
+    result = StageResult(STAGE, epoch, step, timer.elapsed, {'val_miou': figures['miou'],
+                                                              'val_pixel_accuracy': figures['pixel_accuracy']},
+                         {'network': str(path)})
+    record_stage(out_dir, STAGE, {**result.to_dict(), 'device': str(device), 'seed': config.seed,
+                                  'frames': {'train': len(train), 'val': len(val)}})
+    return result
