@@ -27,8 +27,9 @@ def _common(parser: argparse.ArgumentParser, stage: str) -> None:
     parser.add_argument('--out', required=True, type=Path, metavar='DIR', help='model directory to create or extend')
     parser.add_argument('--work', type=Path, metavar='DIR',
                         help='checkpoints, logs (CSV, TensorBoard) and generated data (default OUT/training)')
-    parser.add_argument('--config', default='light', metavar='light|paper|FILE',
-                        help='preset or YAML configuration file (default %(default)s)')
+    parser.add_argument('--config', default='light', metavar='light|demo|paper|FILE',
+                        help='preset (paper: full scale for a GPU; light: CPU-sized; demo: the shipped models/demo) '
+                             'or YAML configuration file (default %(default)s)')
     parser.add_argument('--set', action='append', default=[], metavar='KEY=VALUE', dest='sets',
                         help='override any configuration value, e.g. --set dissimilarity.batch_size=8 (repeatable)')
     parser.add_argument('--seed', type=int, help='random seed (default 0)')

@@ -28,7 +28,7 @@ from .common import Checkpoint, RunLogger, StageResult, Timer, progress, seed_ev
 from .config import TrainConfig, config_to_dict
 from .frames import check_data, open_frames
 from .generated_set import GeneratedSet, load_or_generate
-from .loop import EpochData, cross_entropy, normalize_images, resume_state
+from .loop import EpochData, cross_entropy, normalize_images, resume_from
 from .model_dir import prepare_model_dir, record_stage, save_stage_network
 
 __all__ = ['enet_class_weights', 'generated_sets', 'train_dissimilarity']
@@ -145,16 +145,13 @@ def train_dissimilarity(config: TrainConfig, out_dir: str | Path, work_dir: str 
     scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, mode='min', factor=cfg.plateau_factor,
                                                            patience=cfg.plateau_patience)
     checkpoint = Checkpoint(work)
-    state = resume_state(checkpoint, resume, STAGE, device)
-    epoch, step, history, elapsed = 0, 0, [], 0.0
-    if state is not None:
-        network.load_state_dict(state['network'])
-        optimizer.load_state_dict(state['optimizer'])
-        scheduler.load_state_dict(state['scheduler'])
-        epoch, step, history, elapsed = state['epoch'], state['step'], state['history'], state['elapsed']
+    start = resume_from(checkpoint, resume, STAGE, device,
+                        {'network': network, 'optimizer': optimizer, 'scheduler': scheduler})
+    epoch, step, history, elapsed = start.epoch, start.step, start.history, start.elapsed
+    if start.resumed:
         log(f'dissimilarity: resuming {checkpoint.path} at epoch {epoch}, step {step}')
-    logger = RunLogger(work, resume=state is not None)
-    timer = Timer(elapsed + (generation.elapsed if state is None else 0.0))
+    logger = RunLogger(work, resume=start.resumed)
+    timer = Timer(elapsed + (generation.elapsed if not start.resumed else 0.0))
     network.train()
     while epoch < cfg.epochs:
         total, count = 0.0, 0

@@ -1,8 +1,8 @@
 """Pieces of the epoch loop shared by the trainers: deterministic batches, losses, normalization."""
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
-from typing import Any
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, NamedTuple
 
 import numpy as np
 import torch
@@ -13,7 +13,7 @@ from ..errors import AnomalySegError
 from ..labels import IGNORE_INDEX
 from .common import rng_for
 
-__all__ = ['EpochData', 'cross_entropy', 'normalize_images', 'resume_state']
+__all__ = ['EpochData', 'StartPoint', 'cross_entropy', 'normalize_images', 'resume_from']
 
 
 class EpochData(torch.utils.data.Dataset):
@@ -71,12 +71,25 @@ def cross_entropy(logits: Tensor, target: Tensor, weight: Tensor | None = None) 
     return F.cross_entropy(logits, target.long(), weight=weight, ignore_index=IGNORE_INDEX)
 
 
-def resume_state(checkpoint: Any, resume: bool, stage: str, device: torch.device) -> dict[str, Any] | None:
-    """The checkpoint's state when resuming (None to start fresh); checks it belongs to ``stage``."""
+class StartPoint(NamedTuple):
+    """Where a training loop starts: zeros for a fresh run, the checkpoint's counters when resumed."""
+    epoch: int
+    step: int
+    history: list
+    elapsed: float
+    resumed: bool
+
+
+def resume_from(checkpoint: Any, resume: bool, stage: str, device: torch.device,
+                parts: Mapping[str, Any]) -> StartPoint:
+    """Load the checkpoint into ``parts`` (state-dict key -> module, optimizer or scheduler) when
+    resuming and one exists; checks the checkpoint belongs to ``stage``."""
     if not resume or not checkpoint.exists():
-        return None
+        return StartPoint(0, 0, [], 0.0, resumed=False)
     state = checkpoint.load(device)
     if state.get('stage') != stage:
         raise AnomalySegError(f'{checkpoint.path} is a {state.get("stage")!r} checkpoint, not {stage!r}; '
                               'point --work elsewhere or delete it')
-    return state
+    for key, part in parts.items():
+        part.load_state_dict(state[key])
+    return StartPoint(state['epoch'], state['step'], state['history'], state['elapsed'], resumed=True)

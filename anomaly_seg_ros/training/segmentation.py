@@ -22,7 +22,7 @@ from ..networks import build_network, resize_labels_nearest
 from .common import Checkpoint, RunLogger, StageResult, Timer, progress, seed_everything, select_device
 from .config import TrainConfig, config_to_dict
 from .frames import Frames, check_data, open_frames, resize_image, resize_nearest
-from .loop import EpochData, cross_entropy, normalize_images, resume_state
+from .loop import EpochData, cross_entropy, normalize_images, resume_from
 from .model_dir import prepare_model_dir, record_stage, save_stage_network
 
 __all__ = ['augment_segmentation', 'evaluate_segmentation', 'train_segmentation']
@@ -115,14 +115,11 @@ def train_segmentation(config: TrainConfig, out_dir: str | Path, work_dir: str |
     network = build_network(STAGE, model.stage(STAGE).architecture).to(device)
     optimizer = torch.optim.SGD(network.parameters(), lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
     checkpoint = Checkpoint(work)
-    state = resume_state(checkpoint, resume, STAGE, device)
-    epoch, step, history, elapsed = 0, 0, [], 0.0
-    if state is not None:
-        network.load_state_dict(state['network'])
-        optimizer.load_state_dict(state['optimizer'])
-        epoch, step, history, elapsed = state['epoch'], state['step'], state['history'], state['elapsed']
+    start = resume_from(checkpoint, resume, STAGE, device, {'network': network, 'optimizer': optimizer})
+    epoch, step, history, elapsed = start.epoch, start.step, start.history, start.elapsed
+    if start.resumed:
         log(f'segmentation: resuming {checkpoint.path} at epoch {epoch}, step {step}')
-    logger = RunLogger(work, resume=state is not None)
+    logger = RunLogger(work, resume=start.resumed)
     timer = Timer(elapsed)
     mean, std = model.mean, model.std
     aux = [float(w) for w in cfg.aux_weights]

@@ -30,7 +30,7 @@ from ..uncertainty import PERCEPTUAL_LAYER_WEIGHTS
 from .common import Checkpoint, RunLogger, StageResult, Timer, progress, seed_everything, select_device
 from .config import SynthesisConfig, TrainConfig, config_to_dict
 from .frames import Frames, check_data, open_frames, resize_nearest
-from .loop import EpochData, normalize_images, resume_state
+from .loop import EpochData, normalize_images, resume_from
 from .model_dir import prepare_model_dir, record_stage, save_stage_network
 
 __all__ = ['GANLosses', 'evaluate_synthesis', 'train_synthesis']
@@ -149,16 +149,12 @@ def train_synthesis(config: TrainConfig, out_dir: str | Path, work_dir: str | Pa
     opt_g = torch.optim.Adam(generator.parameters(), lr=cfg.lr_g, betas=(cfg.beta1, cfg.beta2))
     opt_d = torch.optim.Adam(discriminator.parameters(), lr=cfg.lr_d, betas=(cfg.beta1, cfg.beta2))
     checkpoint = Checkpoint(work)
-    state = resume_state(checkpoint, resume, STAGE, device)
-    epoch, step, history, elapsed = 0, 0, [], 0.0
-    if state is not None:
-        generator.load_state_dict(state['generator'])
-        discriminator.load_state_dict(state['discriminator'])
-        opt_g.load_state_dict(state['opt_g'])
-        opt_d.load_state_dict(state['opt_d'])
-        epoch, step, history, elapsed = state['epoch'], state['step'], state['history'], state['elapsed']
+    start = resume_from(checkpoint, resume, STAGE, device,
+                        {'generator': generator, 'discriminator': discriminator, 'opt_g': opt_g, 'opt_d': opt_d})
+    epoch, step, history, elapsed = start.epoch, start.step, start.history, start.elapsed
+    if start.resumed:
         log(f'synthesis: resuming {checkpoint.path} at epoch {epoch}, step {step}')
-    logger = RunLogger(work, resume=state is not None)
+    logger = RunLogger(work, resume=start.resumed)
     timer = Timer(elapsed)
     generator.train()
     discriminator.train()
