@@ -57,6 +57,7 @@ def train_all(config: TrainConfig, out_dir: str | Path, work_dir: str | Path | N
     """Run every training step in order for the model directory ``out_dir`` (see the module docstring)."""
     out_dir = Path(out_dir)
     timer = Timer()
+    commit = git_commit()  # the code that trains is the code at the start, whatever happens to the checkout meanwhile
     kwargs = {'work_dir': work_dir, 'resume': resume, 'show_progress': show_progress, 'log': log}
     stages = []
     for train in (train_segmentation, train_synthesis):
@@ -90,7 +91,7 @@ def train_all(config: TrainConfig, out_dir: str | Path, work_dir: str | Path | N
     provenance.update({
         'command': command or 'train_all()',
         'seed': config.seed,
-        'commit': git_commit(),
+        'commit': commit,
         'data': {'dataset': config.data.dataset, 'root': str(config.data.root),
                  'train_split': config.data.train_split, 'val_split': config.data.val_split},
         'machine': machine_info(select_device(config.device)),
