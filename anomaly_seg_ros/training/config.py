@@ -193,7 +193,8 @@ PRESETS: dict[str, dict[str, Any]] = {
 # The shipped CPU demo (models/demo): the light stages with a narrower ICNet (planes 32-64-64-96 instead of
 # 32-64-128-192) and SPADE generator (ngf 6 instead of 16), whose wide low-resolution layers hold most of the
 # light parameters (9.5 M, 38 MB a format) for little of its cost: 3.8 M parameters, so .pt (float16) and
-# .onnx files fit 25 MB together; 12.7 instead of 18.0 GFLOP a frame. Schedules sized for ~45 min on 2 CPU cores.
+# .onnx files fit 25 MB together; 14.2 GFLOP a frame (the four stage graphs, torch's counter).
+# Schedules: ~25 min on 2 CPU cores.
 PRESETS['demo'] = {
     **PRESETS['light'],
     'architectures': {
