@@ -5,21 +5,25 @@
 
 Arguments: image (camera topic; with input_transport compressed, <image>/compressed is used),
 params_file (default: the package's config/anomaly_seg.yaml), model_dir and backend (empty: the
-params file's values), rviz (true: RViz with config/anomaly_seg.rviz). Python launch format, as
-ROS 2 Humble reads it.
+params file's values), rviz (true: also RViz with rviz_config, default the package's
+config/anomaly_seg.rviz), dds_profile (the Fast DDS profile for the node and RViz, default the
+package's config/fastdds_large_images.xml, without which Fast DDS loses multi-megabyte images
+between processes; empty: leave the environment as it is).
+Python launch format, as ROS 2 Humble reads it.
 """
 # ruff: noqa: I001 - ruff takes `launch` for this folder (first party); it is ROS 2's launch package
 from launch import LaunchDescription
 from launch.actions import DeclareLaunchArgument, OpaqueFunction
-from launch.conditions import IfCondition
 from launch.substitutions import LaunchConfiguration, PathJoinSubstitution
 from launch_ros.actions import Node
 from launch_ros.substitutions import FindPackageShare
 
 PACKAGE = 'anomaly_seg_ros'
+# Fast DDS 3 (Kilted and later) reads the first, Fast DDS 2 (Humble, Jazzy) the second.
+DDS_PROFILE_VARIABLES = ('FASTDDS_DEFAULT_PROFILES_FILE', 'FASTRTPS_DEFAULT_PROFILES_FILE')
 
 
-def _anomaly_seg_node(context, *args, **kwargs):
+def _nodes(context, *args, **kwargs):
     image = LaunchConfiguration('image').perform(context)
     overrides = {}
     for name in ('model_dir', 'backend'):
@@ -29,7 +33,9 @@ def _anomaly_seg_node(context, *args, **kwargs):
     parameters = [LaunchConfiguration('params_file').perform(context)]
     if overrides:
         parameters.append(overrides)
-    return [Node(
+    profile = LaunchConfiguration('dds_profile').perform(context)
+    environment = {name: profile for name in DDS_PROFILE_VARIABLES} if profile else {}
+    nodes = [Node(
         package=PACKAGE,
         executable='anomaly_seg_node',
         name='anomaly_seg',
@@ -37,7 +43,18 @@ def _anomaly_seg_node(context, *args, **kwargs):
         remappings=[('image', image), ('image/compressed', image + '/compressed')],
         output='screen',
         emulate_tty=True,
+        additional_env=environment,
     )]
+    if LaunchConfiguration('rviz').perform(context).lower() in ('true', '1'):
+        nodes.append(Node(
+            package='rviz2',
+            executable='rviz2',
+            name='rviz2',
+            arguments=['-d', LaunchConfiguration('rviz_config').perform(context)],
+            output='screen',
+            additional_env=environment,
+        ))
+    return nodes
 
 
 def generate_launch_description():
@@ -52,13 +69,11 @@ def generate_launch_description():
         DeclareLaunchArgument('backend', default_value='',
                               description='onnxruntime, tensorrt or torch; empty: the params file value'),
         DeclareLaunchArgument('rviz', default_value='false', description='also start RViz with the shipped view'),
-        OpaqueFunction(function=_anomaly_seg_node),
-        Node(
-            package='rviz2',
-            executable='rviz2',
-            name='rviz2',
-            arguments=['-d', PathJoinSubstitution([share, 'config', 'anomaly_seg.rviz'])],
-            condition=IfCondition(LaunchConfiguration('rviz')),
-            output='screen',
-        ),
+        DeclareLaunchArgument('rviz_config', default_value=PathJoinSubstitution([share, 'config', 'anomaly_seg.rviz']),
+                              description='RViz view file'),
+        DeclareLaunchArgument('dds_profile',
+                              default_value=PathJoinSubstitution([share, 'config', 'fastdds_large_images.xml']),
+                              description='Fast DDS profile file for the node and RViz (large images); '
+                                          'empty: keep the environment\'s'),
+        OpaqueFunction(function=_nodes),
     ])

@@ -36,7 +36,15 @@ import numpy as np
 
 from ..errors import AnomalySegError
 from ..ros.conversions import header_stamp_from_cdr
-from ..ros.node_process import NODE_NAME, NodeProcess, environment, free_domain_id, node_command, ros_environment
+from ..ros.node_process import (
+    NODE_NAME,
+    NodeProcess,
+    dds_profile_in_use,
+    environment,
+    free_domain_id,
+    node_command,
+    ros_environment,
+)
 from .frames import bench_frames
 from .stats import summarize
 
@@ -66,6 +74,7 @@ class NodeBenchOptions:
     output_size: str = 'input'
     startup_timeout_s: float = 180.0
     parameters: tuple[str, ...] = ()  # extra node parameters, 'name:=value'
+    dds_profile: bool = True  # the Fast DDS profile for large images, as the launch file gives the node
     runs: tuple[tuple[str, tuple[str, ...] | None], ...] = (('all outputs', None), ('only anomaly', ('anomaly',)))
 
 
@@ -274,7 +283,9 @@ def run_node_benchmark(options: NodeBenchOptions, progress: Callable[[str], None
     log_path = Path(tempfile.mkstemp(prefix='anomaly_seg_bench_node_', suffix='.log')[1])
     width, height = options.input_size
     # The node and this process's DDS participant: the same domain, localhost only.
-    with environment(ros_environment(domain, dds_profile=False)):
+    variables = ros_environment(domain, dds_profile=options.dds_profile)
+    with environment(variables):
+        dds_profile = dds_profile_in_use()
         say(f'starting the node on ROS_DOMAIN_ID {domain} (log {log_path}) ...')
         process = NodeProcess(_node_command(options, model_dir), None, log_path, error=NodeBenchError)
         client = None
@@ -303,6 +314,7 @@ def run_node_benchmark(options: NodeBenchOptions, progress: Callable[[str], None
                      'model_dir': static.get('model_dir', str(model_dir) if model_dir else 'default'),
                      'torch_imported_in_node': static.get('torch_imported'),
                      'parameters': _parameters(options),
+                     'dds_profile': dds_profile,
                      'log': str(log_path)},
         'runs': runs,
     }

@@ -87,6 +87,7 @@ def format_node(doc: Mapping[str, Any]) -> list[str]:
     lines = [f'anomaly_seg bench --node: {s["input_size"]} rgb8 frames at {s["rate_hz"]} Hz for {s["duration_s"]} s '
              f'per run; backend {s["backend"]}; ROS_DOMAIN_ID {s["domain_id"]}; output size {s["output_size"]}',
              f'models: {s["model_dir"]}' + (f'; parameters {" ".join(s["parameters"])}' if s.get('parameters') else ''),
+             f'Fast DDS profile: {s.get("dds_profile") or "none (default transports)"}',
              *format_header(doc)]
     for run in result['runs']:
         node = run['node']

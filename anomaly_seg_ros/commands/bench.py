@@ -96,6 +96,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     node.add_argument('--duration', type=float, default=20.0, metavar='S', help='seconds per run (default 20)')
     node.add_argument('--domain-id', type=int, metavar='N', help='ROS_DOMAIN_ID of the node (default: one '
                       'derived from this process id)')
+    node.add_argument('--no-dds-profile', action='store_true',
+                      help='without the Fast DDS profile for large images (config/fastdds_large_images.xml) that '
+                           'the launch file gives the node by default')
     node.add_argument('--param', action='append', default=[], metavar='NAME:=VALUE',
                       help='another node parameter, e.g. qos.input_reliability:=reliable (repeatable)')
     parser.add_argument('--spin', action='store_true', help='worker threads spin-wait when idle (ONNX Runtime '
@@ -155,7 +158,7 @@ def run(args: argparse.Namespace) -> int:
                                    backend=backends[0] if backends else None,
                                    device=args.device, input_size=args.input_size, rate_hz=args.rate,
                                    duration_s=args.duration, domain_id=args.domain_id, output_size=output_size,
-                                   parameters=tuple(args.param))
+                                   parameters=tuple(args.param), dds_profile=not args.no_dds_profile)
         doc = bench_node(NodeSuiteOptions(options, paper_scale=args.paper_scale, cache_dir=args.cache_dir),
                          _progress(args))
         lines = format_node(doc)

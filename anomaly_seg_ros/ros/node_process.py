@@ -76,6 +76,11 @@ def _dds_profile_environment() -> dict[str, str]:
     return {}
 
 
+def dds_profile_in_use() -> str | None:
+    """The Fast DDS profile file that a participant started now would read (None: Fast DDS's defaults)."""
+    return next((os.environ[name] for name in _DDS_PROFILE_VARIABLES if os.environ.get(name)), None)
+
+
 def ros_environment(domain_id: int, *, localhost: bool = True, dds_profile: bool = True) -> dict[str, str]:
     """Variables for the node and this process's participant: ``ROS_DOMAIN_ID``, localhost-only
     discovery (:data:`DISCOVERY_VARIABLES`, with ``localhost``) and the Fast DDS profile for large

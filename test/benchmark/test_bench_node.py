@@ -20,6 +20,9 @@ def test_node_benchmark_measures_both_runs(tiny_dir, tmp_path, ros_domain_id, ca
     assert 'run "all outputs"' in text and 'run "only anomaly"' in text and 'targets:' in text
     doc = json.loads(out.read_text())
     assert doc['kind'] == 'node' and doc['result']['settings']['domain_id'] == ros_domain_id
+    # As the launch file starts it: with the shipped Fast DDS profile for large images.
+    assert doc['result']['settings']['dds_profile'].endswith('fastdds_large_images.xml')
+    assert 'Fast DDS profile: ' in text
     everything, only = doc['result']['runs']
     assert everything['name'] == 'all outputs' and len(everything['topics']) == 10
     assert only['topics'] == ['anomaly']

@@ -19,7 +19,6 @@ RVIZ_FILE = ROOT / 'config' / 'anomaly_seg.rviz'
 HUMBLE_API = {
     'launch': {'LaunchDescription'},
     'launch.actions': {'DeclareLaunchArgument', 'OpaqueFunction'},
-    'launch.conditions': {'IfCondition'},
     'launch.substitutions': {'LaunchConfiguration', 'PathJoinSubstitution'},
     'launch_ros.actions': {'Node'},
     'launch_ros.substitutions': {'FindPackageShare'},
@@ -63,15 +62,23 @@ def _arguments(description):
     return {a.args[0]: a.kwargs for a in description.args[0] if type(a).__name__ == 'DeclareLaunchArgument'}
 
 
-def _node_action(description, context):
+def _started(description, context):
     opaque = [a for a in description.args[0] if type(a).__name__ == 'OpaqueFunction'][0]
-    (node,) = opaque.kwargs['function'](context)
-    return node.kwargs
+    return [node.kwargs for node in opaque.kwargs['function'](context)]
+
+
+CONTEXT = {'image': '/front/image_raw', 'params_file': '/cfg/a.yaml', 'model_dir': '', 'backend': '', 'rviz': 'false',
+           'rviz_config': '/share/anomaly_seg.rviz', 'dds_profile': '/share/fastdds_large_images.xml'}
+
+
+def _node_action(description, context):
+    (node,) = _started(description, context)
+    return node
 
 
 def test_launch_arguments_and_defaults(launch_module):
     arguments = _arguments(launch_module.generate_launch_description())
-    assert set(arguments) == {'image', 'params_file', 'model_dir', 'backend', 'rviz'}
+    assert set(arguments) == {'image', 'params_file', 'model_dir', 'backend', 'rviz', 'rviz_config', 'dds_profile'}
     assert arguments['image']['default_value'] == '/camera/image_raw'
     assert arguments['model_dir']['default_value'] == '' and arguments['backend']['default_value'] == ''
     assert all(kwargs.get('description') for kwargs in arguments.values())
@@ -79,7 +86,7 @@ def test_launch_arguments_and_defaults(launch_module):
 
 def test_launch_starts_the_node_with_params_file_remappings_and_overrides(launch_module):
     description = launch_module.generate_launch_description()
-    context = {'image': '/front/image_raw', 'params_file': '/cfg/a.yaml', 'model_dir': '', 'backend': ''}
+    context = CONTEXT
     node = _node_action(description, context)
     assert (node['package'], node['executable'], node['name']) == ('anomaly_seg_ros', 'anomaly_seg_node',
                                                                     'anomaly_seg')
@@ -88,6 +95,20 @@ def test_launch_starts_the_node_with_params_file_remappings_and_overrides(launch
     assert ('image/compressed', '/front/image_raw/compressed') in node['remappings']
     node = _node_action(description, {**context, 'model_dir': '/models/x', 'backend': 'tensorrt'})
     assert node['parameters'] == ['/cfg/a.yaml', {'model_dir': '/models/x', 'backend': 'tensorrt'}]
+
+
+def test_node_and_rviz_get_the_large_image_dds_profile_unless_it_is_emptied(launch_module):
+    description = launch_module.generate_launch_description()
+    default = _arguments(description)['dds_profile']['default_value']
+    assert default.args[0][1:] == ['config', 'fastdds_large_images.xml']
+    assert (ROOT / 'config' / 'fastdds_large_images.xml').is_file()
+    node, rviz = _started(description, {**CONTEXT, 'rviz': 'true'})
+    expected = {'FASTDDS_DEFAULT_PROFILES_FILE': CONTEXT['dds_profile'],
+                'FASTRTPS_DEFAULT_PROFILES_FILE': CONTEXT['dds_profile']}
+    assert node['additional_env'] == expected and rviz['additional_env'] == expected
+    assert rviz['executable'] == 'rviz2' and rviz['arguments'] == ['-d', CONTEXT['rviz_config']]
+    (node,) = _started(description, {**CONTEXT, 'dds_profile': ''})
+    assert node['additional_env'] == {}
 
 
 def test_rviz_view_shows_camera_overlay_heatmap_and_semantic_topics():
