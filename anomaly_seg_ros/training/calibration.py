@@ -19,10 +19,11 @@ from ..model_config import load_model_config, save_model_config
 from ..networks import build_network
 from ..stage_modules import load_stage_modules
 from ..uncertainty import calibrate_perceptual_scale
-from .common import StageResult, Timer, progress, rng_for, seed_everything, select_device
+from .common import StageResult, Timer, progress, rng_for
 from .config import TrainConfig
-from .frames import Frames, check_data, open_frames
-from .model_dir import prepare_model_dir, record_stage, save_stage_network
+from .frames import Frames
+from .loop import begin_stage
+from .model_dir import record_stage, save_stage_network
 
 __all__ = ['calibrate_perceptual', 'ensure_perceptual_network']
 
@@ -70,15 +71,10 @@ def calibrate_perceptual(config: TrainConfig, out_dir: str | Path, show_progress
     """Compute and store ``stages.perceptual.scale`` of the model in ``out_dir`` (needs the trained
     segmentation and synthesis networks)."""
     cfg = config.calibration
-    out_dir = Path(out_dir)
-    device = select_device(config.device)
-    seed_everything(config.seed)
     timer = Timer()
-    check_data(config.data)  # a bad dataset stops the run here, before anything is written
-    probe = open_frames(config.data, config.data.train_split, (1, 1), limit=config.data.train_limit)
-    model = prepare_model_dir(out_dir, config, probe.label_set)
+    out_dir, _, device, model, train_dataset = begin_stage(config, STAGE, out_dir, None)
     limit = cfg.frames if config.data.train_limit is None else min(cfg.frames or 10**9, config.data.train_limit)
-    frames = Frames(probe.dataset, tuple(model.stage('segmentation').input_size), limit, cache=False)
+    frames = Frames(train_dataset, tuple(model.stage('segmentation').input_size), limit, cache=False)
     ensure_perceptual_network(out_dir, config)
     values = raw_perceptual_values(out_dir, frames, device, seed=config.seed, show_progress=show_progress)
     scale = calibrate_perceptual_scale(torch.from_numpy(values), cfg.quantile)

@@ -24,12 +24,12 @@ from ..labels import IGNORE_INDEX
 from ..model_config import load_model_config
 from ..networks import build_network, one_hot
 from .calibration import ensure_perceptual_network
-from .common import Checkpoint, RunLogger, StageResult, Timer, progress, seed_everything, select_device
+from .common import Checkpoint, RunLogger, StageResult, Timer, progress
 from .config import TrainConfig, config_to_dict
-from .frames import check_data, open_frames
+from .frames import open_frames
 from .generated_set import GeneratedSet, load_or_generate
-from .loop import EpochData, cross_entropy, normalize_images, resume_from
-from .model_dir import prepare_model_dir, record_stage, save_stage_network
+from .loop import EpochData, begin_stage, cross_entropy, normalize_images, resume_from
+from .model_dir import record_stage, save_stage_network
 
 __all__ = ['enet_class_weights', 'generated_sets', 'train_dissimilarity']
 
@@ -109,13 +109,7 @@ def train_dissimilarity(config: TrainConfig, out_dir: str | Path, work_dir: str 
     ``out_dir`` (needs segmentation, synthesis and the perceptual calibration); writes
     ``<out_dir>/dissimilarity.pt``."""
     cfg = config.dissimilarity
-    out_dir = Path(out_dir)
-    work = Path(work_dir or out_dir / 'training') / STAGE
-    device = select_device(config.device)
-    seed_everything(config.seed)
-    check_data(config.data)  # a bad dataset stops the run here, before anything is written
-    probe = open_frames(config.data, config.data.train_split, (1, 1), limit=config.data.train_limit)
-    model = prepare_model_dir(out_dir, config, probe.label_set)
+    out_dir, work, device, model, _ = begin_stage(config, STAGE, out_dir, work_dir)
     ensure_perceptual_network(out_dir, config)
     generation = Timer()
     train_sets = generated_sets(config, out_dir, work, config.data.train_split, device, show_progress, log)

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -11,9 +12,36 @@ from torch import Tensor
 
 from ..errors import AnomalySegError
 from ..labels import IGNORE_INDEX
-from .common import rng_for
+from ..model_config import ModelConfig
+from .common import rng_for, seed_everything, select_device
+from .config import TrainConfig
+from .frames import check_data, open_frames
+from .model_dir import prepare_model_dir
 
-__all__ = ['EpochData', 'StartPoint', 'cross_entropy', 'normalize_images', 'resume_from']
+__all__ = ['EpochData', 'StageStart', 'StartPoint', 'begin_stage', 'cross_entropy', 'normalize_images', 'resume_from']
+
+
+class StageStart(NamedTuple):
+    """What a trainer works with: its folders, device, the model directory's metadata and the training
+    split's dataset (frames are resized by the trainer, to its own input size)."""
+    out_dir: Path
+    work: Path
+    device: torch.device
+    model: ModelConfig
+    train_dataset: Any
+
+
+def begin_stage(config: TrainConfig, stage: str, out_dir: str | Path, work_dir: str | Path | None) -> StageStart:
+    """What every trainer does first: seed, pick the device, check the data (a bad dataset stops the run
+    here, before anything is written), and create or extend the model directory for the training split's
+    label set. Checkpoints and logs go to ``<work_dir>/<stage>`` (default ``<out_dir>/training/<stage>``)."""
+    out_dir = Path(out_dir)
+    work = Path(work_dir or out_dir / 'training') / stage
+    device = select_device(config.device)
+    seed_everything(config.seed)
+    check_data(config.data)
+    train = open_frames(config.data, config.data.train_split, (1, 1), limit=config.data.train_limit)
+    return StageStart(out_dir, work, device, prepare_model_dir(out_dir, config, train.label_set), train.dataset)
 
 
 class EpochData(torch.utils.data.Dataset):

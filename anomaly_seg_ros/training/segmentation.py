@@ -19,11 +19,11 @@ import torch
 from ..evaluation import ConfusionMatrix
 from ..labels import IGNORE_INDEX
 from ..networks import build_network, resize_labels_nearest
-from .common import Checkpoint, RunLogger, StageResult, Timer, progress, seed_everything, select_device
+from .common import Checkpoint, RunLogger, StageResult, Timer, progress
 from .config import TrainConfig, config_to_dict
-from .frames import Frames, check_data, open_frames, resize_image, resize_nearest
-from .loop import EpochData, cross_entropy, normalize_images, resume_from
-from .model_dir import prepare_model_dir, record_stage, save_stage_network
+from .frames import Frames, open_frames, resize_image, resize_nearest
+from .loop import EpochData, begin_stage, cross_entropy, normalize_images, resume_from
+from .model_dir import record_stage, save_stage_network
 
 __all__ = ['augment_segmentation', 'evaluate_segmentation', 'train_segmentation']
 
@@ -90,16 +90,10 @@ def train_segmentation(config: TrainConfig, out_dir: str | Path, work_dir: str |
         resume: continue from the checkpoint's epoch and step.
     """
     cfg = config.segmentation
-    out_dir = Path(out_dir)
-    work = Path(work_dir or out_dir / 'training') / STAGE
-    device = select_device(config.device)
-    seed_everything(config.seed)
-    check_data(config.data)  # a bad dataset stops the run here, before anything is written
-    train = open_frames(config.data, config.data.train_split, (1, 1), limit=config.data.train_limit)
-    label_set = train.label_set
-    model = prepare_model_dir(out_dir, config, label_set)
+    out_dir, work, device, model, train_dataset = begin_stage(config, STAGE, out_dir, work_dir)
+    label_set = model.label_set
     size = tuple(model.stage(STAGE).input_size)
-    train = Frames(train.dataset, size, config.data.train_limit, config.data.cache_in_memory)
+    train = Frames(train_dataset, size, config.data.train_limit, config.data.cache_in_memory)
     val = open_frames(config.data, config.data.val_split, size, label_set, config.data.val_limit)
     crop = tuple(cfg.crop_size) if cfg.crop_size else size
 

@@ -27,11 +27,11 @@ import torch.nn.functional as F
 
 from ..networks import build_network, multiscale_discriminator, one_hot, resize_bilinear, vgg19_features
 from ..uncertainty import PERCEPTUAL_LAYER_WEIGHTS
-from .common import Checkpoint, RunLogger, StageResult, Timer, progress, seed_everything, select_device
+from .common import Checkpoint, RunLogger, StageResult, Timer, progress
 from .config import SynthesisConfig, TrainConfig, config_to_dict
-from .frames import Frames, check_data, open_frames, resize_nearest
-from .loop import EpochData, normalize_images, resume_from
-from .model_dir import prepare_model_dir, record_stage, save_stage_network
+from .frames import Frames, open_frames, resize_nearest
+from .loop import EpochData, begin_stage, normalize_images, resume_from
+from .model_dir import record_stage, save_stage_network
 
 __all__ = ['GANLosses', 'evaluate_synthesis', 'train_synthesis']
 
@@ -117,17 +117,11 @@ def train_synthesis(config: TrainConfig, out_dir: str | Path, work_dir: str | Pa
                     log: Callable[[str], None] = print) -> StageResult:
     """Train the synthesis generator of the model in ``out_dir``; writes ``<out_dir>/synthesis.pt``."""
     cfg = config.synthesis
-    out_dir = Path(out_dir)
-    work = Path(work_dir or out_dir / 'training') / STAGE
-    device = select_device(config.device)
-    seed_everything(config.seed)
-    check_data(config.data)  # a bad dataset stops the run here, before anything is written
-    probe = open_frames(config.data, config.data.train_split, (1, 1), limit=config.data.train_limit)
-    label_set = probe.label_set
-    model = prepare_model_dir(out_dir, config, label_set)
+    out_dir, work, device, model, train_dataset = begin_stage(config, STAGE, out_dir, work_dir)
+    label_set = model.label_set
     seg_size = tuple(model.stage('segmentation').input_size)
     size = tuple(model.stage(STAGE).input_size)
-    train = Frames(probe.dataset, seg_size, config.data.train_limit, config.data.cache_in_memory)
+    train = Frames(train_dataset, seg_size, config.data.train_limit, config.data.cache_in_memory)
     val = open_frames(config.data, config.data.val_split, seg_size, label_set, config.data.val_limit)
     num_classes = label_set.num_classes
 
