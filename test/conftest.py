@@ -10,7 +10,8 @@ import pytest
 from anomaly_seg_ros.ros.node_process import ros_environment
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
-SHARED_DATA = REPO_ROOT.parent / 'shared' / 'data'
+# The real datasets beside the checkout; a clone elsewhere points ANOMALY_SEG_SHARED_DATA at them.
+SHARED_DATA = Path(os.environ.get('ANOMALY_SEG_SHARED_DATA') or REPO_ROOT.parent / 'shared' / 'data')
 DEMO_MODELS = REPO_ROOT / 'models' / 'demo'
 
 # Each ROS test gets its own DDS domain so parallel runs (and other sessions) never cross-talk.
@@ -31,7 +32,7 @@ def ros_domain_id(monkeypatch: pytest.MonkeyPatch) -> int:
 def shared_data() -> Path:
     """../shared/data (CamVid, Road Anomaly); tests that need it skip where it is absent."""
     if not SHARED_DATA.is_dir():
-        pytest.skip(f'real data not present at {SHARED_DATA}')
+        pytest.skip(f'real data not present at {SHARED_DATA} (set ANOMALY_SEG_SHARED_DATA to its folder)')
     return SHARED_DATA
 
 
