@@ -35,6 +35,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import AnomalySegError
+from ..ros.client import ClientNode, publish_stamped
 from ..ros.conversions import header_stamp_from_cdr
 from ..ros.node_process import (
     NODE_NAME,
@@ -78,23 +79,17 @@ class NodeBenchOptions:
     runs: tuple[tuple[str, tuple[str, ...] | None], ...] = (('all outputs', None), ('only anomaly', ('anomaly',)))
 
 
-class _Client:
+class _Client(ClientNode):
     """This process's ROS node: the camera publisher, raw output subscriptions, /diagnostics."""
 
     def __init__(self, domain_id: int) -> None:
-        import rclpy
         from diagnostic_msgs.msg import DiagnosticArray
-        from rclpy.executors import SingleThreadedExecutor
         from rclpy.qos import QoSProfile, ReliabilityPolicy
         from sensor_msgs.msg import Image
 
+        super().__init__(domain_id, 'anomaly_seg_bench')
         self._image_type = Image
         self._qos = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
-        self.context = rclpy.Context()
-        rclpy.init(context=self.context, domain_id=domain_id)
-        self.node = rclpy.create_node('anomaly_seg_bench', context=self.context)
-        self.executor = SingleThreadedExecutor(context=self.context)
-        self.executor.add_node(self.node)
         self.publisher = self.node.create_publisher(Image, INPUT_TOPIC, self._qos)
         self.received: dict[str, list[tuple[int, int]]] = defaultdict(list)  # topic -> [(recv ns, stamp ns)]
         self.diagnostics: list[tuple[float, dict[str, str]]] = []  # (monotonic, key/values)
@@ -127,15 +122,6 @@ class _Client:
         while time.monotonic() < deadline:
             self.executor.spin_once(timeout_sec=min(0.01, max(deadline - time.monotonic(), 0.0)))
 
-    def spin_until(self, predicate: Callable[[], bool], timeout: float, process: NodeProcess, when: str) -> bool:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if predicate():
-                return True
-            process.check_alive(when)
-            self.executor.spin_once(timeout_sec=0.05)
-        return predicate()
-
     def image(self, rgb: np.ndarray) -> Any:
         from std_msgs.msg import Header
 
@@ -155,22 +141,10 @@ class _Client:
             if now < next_time:
                 self.executor.spin_once(timeout_sec=min(next_time - now, 0.01))
                 continue
-            msg = messages[index % len(messages)]
-            stamp = time.time_ns()
-            msg.header.stamp.sec, msg.header.stamp.nanosec = divmod(stamp, 1_000_000_000)
-            self.publisher.publish(msg)
-            stamps.append(stamp)
+            stamps.append(publish_stamped(self.publisher, messages[index % len(messages)]))
             index += 1
             next_time += period
         return stamps
-
-    def close(self) -> None:
-        try:
-            self.executor.shutdown()
-            self.node.destroy_node()
-        finally:
-            self.context.try_shutdown()
-
 
 def _node_command(options: NodeBenchOptions, model_dir: Path | None) -> list[str]:
     parameters = ['diagnostics_period:=1.0', f'output_size:={options.output_size}']
@@ -236,7 +210,8 @@ def _one_run(client: _Client, process: NodeProcess, name: str, topics: tuple[str
     client.unsubscribe_all()
     client.received.clear()
     client.subscribe(topics)
-    client.spin_until(client.connected, 30.0, process, f'while subscribing to {", ".join(topics)}')
+    client.spin_until(client.connected, 30.0, lambda: process.check_alive(f'while subscribing to {", ".join(topics)}'),
+                      step=0.05)
     client.stream(messages, options.rate_hz, options.warmup_s)  # the node sees the subscribers, caches warm up
     client.spin_for(1.5)
     start = time.monotonic()
@@ -293,7 +268,8 @@ def run_node_benchmark(options: NodeBenchOptions, progress: Callable[[str], None
             client = _Client(domain)
             messages = [client.image(rgb) for rgb in bench_frames(width, height, count=2)]
             if not client.spin_until(lambda: client.publisher.get_subscription_count() > 0,
-                                     options.startup_timeout_s, process, 'while starting'):
+                                     options.startup_timeout_s, lambda: process.check_alive('while starting'),
+                                     step=0.05):
                 raise NodeBenchError(f'the node did not subscribe to {INPUT_TOPIC} within '
                                      f'{options.startup_timeout_s:.0f} s (log: {log_path})')
             runs = []

@@ -34,6 +34,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import AnomalySegError
+from ..ros.client import ClientNode, publish_stamped
 from ..ros.conversions import header_stamp_from_cdr
 from ..ros.node_process import NODE_NAME, NodeProcess, environment, free_domain_id, node_command, ros_environment
 from .frames import bench_frames
@@ -114,22 +115,16 @@ def _rss_mb(pid: int) -> float | None:
     return None
 
 
-class _Client:
+class _Client(ClientNode):
     """This process's ROS side: the camera publisher, raw output subscriptions, /diagnostics."""
 
     def __init__(self, domain_id: int, outputs: Sequence[str]) -> None:
-        import rclpy
         from diagnostic_msgs.msg import DiagnosticArray
-        from rclpy.executors import SingleThreadedExecutor
         from rclpy.qos import QoSProfile, ReliabilityPolicy
         from sensor_msgs.msg import Image
 
+        super().__init__(domain_id, 'anomaly_seg_soak')
         self.image_type = Image
-        self.context = rclpy.Context()
-        rclpy.init(context=self.context, domain_id=domain_id)
-        self.node = rclpy.create_node('anomaly_seg_soak', context=self.context)
-        self.executor = SingleThreadedExecutor(context=self.context)
-        self.executor.add_node(self.node)
         reliable = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE)
         self.publisher = self.node.create_publisher(Image, INPUT_TOPIC, reliable)
         self.received: list[tuple[str, int, int]] = []  # (topic, receipt ns, stamp ns)
@@ -157,30 +152,11 @@ class _Client:
         return image_message(self.image_type, Header(frame_id='soak_camera'), rgb, 'rgb8')
 
     def publish(self, msg: Any) -> int:
-        stamp = time.time_ns()
-        msg.header.stamp.sec, msg.header.stamp.nanosec = divmod(stamp, 1_000_000_000)
-        self.publisher.publish(msg)
-        return stamp
-
-    def spin_until(self, done: Callable[[], bool], timeout: float, alive: Callable[[], None]) -> bool:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if done():
-                return True
-            alive()
-            self.executor.spin_once(timeout_sec=0.01)
-        return done()
+        return publish_stamped(self.publisher, msg)
 
     def counters(self) -> dict[str, int]:
         latest = self.diagnostics[-1] if self.diagnostics else {}
         return {name: int(latest.get(f'frames_{name}', 0)) for name in _COUNTERS}
-
-    def close(self) -> None:
-        try:
-            self.executor.shutdown()
-            self.node.destroy_node()
-        finally:
-            self.context.try_shutdown()
 
 
 def _percentile(values: Sequence[float], q: float) -> float:

@@ -12,13 +12,12 @@ import time
 from typing import Any
 
 import numpy as np
-import rclpy
 from diagnostic_msgs.msg import DiagnosticArray
-from rclpy.executors import SingleThreadedExecutor
 from rclpy.qos import QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import Image
 from std_msgs.msg import Header
 
+from .client import ClientNode, publish_stamped
 from .node_process import NODE_NAME
 from .outputs import image_message
 
@@ -28,15 +27,13 @@ IMAGE_TOPIC = '/camera/image_raw'
 OUTPUT_DEPTH = 30
 
 
-class DemoClient:
+class DemoClient(ClientNode):
     """Publishes frames on :data:`IMAGE_TOPIC`; subscribes to ``topics`` of the node and /diagnostics."""
 
     def __init__(self, domain_id: int, topics: tuple[str, ...]) -> None:
+        super().__init__(domain_id, 'anomaly_seg_demo')
         self.domain_id = domain_id
         self.topics = topics
-        self.context = rclpy.Context()
-        rclpy.init(context=self.context, domain_id=domain_id)
-        self.node = rclpy.create_node('anomaly_seg_demo', context=self.context)
         reliable = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
         self.publisher = self.node.create_publisher(Image, IMAGE_TOPIC, reliable)
         # Deep enough to ride out a few seconds of this process being starved of CPU (it shares the
@@ -50,14 +47,12 @@ class DemoClient:
         self.diagnostics_received = 0.0  # time.monotonic() of the last status from the node
         self._partial: dict[int, dict[str, Any]] = {}
         self._lock = threading.Lock()
-        self._executor = SingleThreadedExecutor(context=self.context)
-        self._executor.add_node(self.node)
         self._thread = threading.Thread(target=self._spin, name='demo_executor', daemon=True)
         self._thread.start()
 
     def _spin(self) -> None:
         try:
-            self._executor.spin()
+            self.executor.spin()
         except Exception:  # noqa: BLE001 - the context was shut down under the executor
             pass
 
@@ -84,11 +79,7 @@ class DemoClient:
 
     def publish(self, rgb: np.ndarray) -> int:
         """Publish one rgb8 frame stamped now; returns the stamp (ns since the epoch)."""
-        stamp = time.time_ns()
-        header = Header(frame_id='camera')
-        header.stamp.sec, header.stamp.nanosec = divmod(stamp, 1_000_000_000)
-        self.publisher.publish(image_message(Image, header, rgb, 'rgb8'))
-        return stamp
+        return publish_stamped(self.publisher, image_message(Image, Header(frame_id='camera'), rgb, 'rgb8'))
 
     def forget_older_than(self, stamp: int) -> None:
         with self._lock:
@@ -96,11 +87,5 @@ class DemoClient:
                 del self._partial[old]
 
     def close(self) -> None:
-        self._executor.shutdown(timeout_sec=1.0)
-        self.node.destroy_node()
-        try:
-            if self.context.ok():
-                self.context.shutdown()
-        except Exception:  # noqa: BLE001 - already shut down
-            pass
+        super().close()
         self._thread.join(2.0)
