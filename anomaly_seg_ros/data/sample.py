@@ -14,6 +14,7 @@ Fields a format does not have are ``None``.
 """
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import NamedTuple, Protocol, runtime_checkable
@@ -65,7 +66,7 @@ class Dataset(Protocol):
     def __getitem__(self, index: int) -> Sample: ...
 
 
-class PairedDataset:
+class PairedDataset(ABC):
     """Base of the readers: a sorted list of (image path, label paths...) checked at construction.
 
     Subclasses fill ``names``, ``image_paths`` and ``label_paths`` (one tuple of paths per sample)
@@ -95,8 +96,9 @@ class PairedDataset:
     def __repr__(self) -> str:
         return f'{type(self).__name__}({str(self.root)!r}, {len(self)} samples)'
 
+    @abstractmethod
     def load(self, index: int) -> Sample:
-        raise NotImplementedError
+        """The sample at ``index`` (already in range, not negative)."""
 
     def _index(self, index: int) -> int:
         n = len(self)
