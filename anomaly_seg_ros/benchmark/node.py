@@ -258,8 +258,7 @@ def run_node_benchmark(options: NodeBenchOptions, progress: Callable[[str], None
     log_path = Path(tempfile.mkstemp(prefix='anomaly_seg_bench_node_', suffix='.log')[1])
     width, height = options.input_size
     # The node and this process's DDS participant: the same domain, localhost only.
-    variables = ros_environment(domain, dds_profile=options.dds_profile)
-    with environment(variables):
+    with environment(ros_environment(domain, dds_profile=options.dds_profile)):
         dds_profile = dds_profile_in_use()
         say(f'starting the node on ROS_DOMAIN_ID {domain} (log {log_path}) ...')
         process = NodeProcess(_node_command(options, model_dir), None, log_path, error=NodeBenchError)
