@@ -5,7 +5,8 @@ namespaces), so the node, the bag tools and the tests share one implementation. 
 are validated (size, step, data length) before anything reads the buffer; cv_bridge converts
 when it is installed, the project's own vectorized conversion otherwise (and for the encodings
 listed in :data:`INPUT_ENCODINGS`, results are identical). :func:`header_stamp_from_cdr` reads the
-stamp of a still serialized message (a raw subscription).
+stamp of a still serialized message (a raw subscription); :func:`image_to_cdr` writes a serialized
+Image (what the node publishes: rclpy sends the bytes without converting or serializing them again).
 """
 from __future__ import annotations
 
@@ -27,6 +28,7 @@ __all__ = [
     'header_stamp_from_cdr',
     'image_msg_to_array',
     'image_msg_to_rgb',
+    'image_to_cdr',
     'rgb_to_compressed_fields',
 ]
 
@@ -153,6 +155,37 @@ def array_to_image_fields(array: np.ndarray, encoding: str) -> dict[str, Any]:
         'data': memoryview(np.ascontiguousarray(array.astype(dtype.newbyteorder('<'), copy=False))).cast('B')
         .toreadonly(),
     }
+
+
+def image_to_cdr(array: np.ndarray, encoding: str, stamp_sec: int, stamp_nanosec: int, frame_id: str) -> bytes:
+    """numpy image -> a serialized sensor_msgs/Image, as rclpy's ``serialize_message`` writes it.
+
+    Plain CDR, little endian (encapsulation 0x0001), the format of every ROS 2 DDS middleware;
+    ``Publisher.publish(bytes)`` sends it as is. Building it copies the pixels once, where a message
+    object costs three copies (into the Python message, into the C message, into the CDR buffer).
+    ``array`` and ``encoding`` as for :func:`array_to_image_fields`.
+    """
+    fields = array_to_image_fields(array, encoding)
+    head = bytearray(b'\x00\x01\x00\x00')  # CDR_LE; alignment counts from the byte after it
+
+    def align(size: int) -> None:
+        head.extend(bytes(-(len(head) - 4) % size))
+
+    def string(text: str) -> None:
+        encoded = text.encode() + b'\x00'
+        align(4)
+        head.extend(struct.pack('<I', len(encoded)) + encoded)
+
+    head.extend(struct.pack('<iI', stamp_sec, stamp_nanosec))
+    string(frame_id)
+    align(4)
+    head.extend(struct.pack('<II', fields['height'], fields['width']))
+    string(encoding)
+    head.append(0)  # is_bigendian
+    align(4)
+    data = fields['data']
+    head.extend(struct.pack('<II', fields['step'], len(data)))
+    return b''.join((head, data))
 
 
 def image_msg_to_array(msg: Any) -> np.ndarray:

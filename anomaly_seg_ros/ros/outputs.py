@@ -6,6 +6,10 @@ overlay on the camera frame). A frame's work is decided by who listens: :meth:`O
 lists the advertised topics with at least one subscriber, :func:`required_outputs` turns them into
 pipeline output names (so the pipeline runs only the stages those need), and only active topics are
 rendered and converted to messages. Every message carries the input frame's header unchanged.
+
+Messages go out serialized (:func:`.conversions.image_to_cdr`, one copy of the pixels) where the
+middleware reads those bytes back as the same Image, which :func:`serialized_images_round_trip`
+checks once at start-up; message objects otherwise.
 """
 from __future__ import annotations
 
@@ -20,7 +24,7 @@ from ..imaging import resize_map
 from ..labels import LabelSet
 from ..pipeline import PipelineResult
 from ..visualization import colorize_heatmap, overlay
-from .conversions import array_to_image_fields
+from .conversions import array_to_image_fields, image_msg_to_array, image_to_cdr
 
 if TYPE_CHECKING:
     from .parameters import HeatmapStyle
@@ -32,6 +36,7 @@ __all__ = [
     'image_message',
     'render',
     'required_outputs',
+    'serialized_images_round_trip',
 ]
 
 
@@ -106,6 +111,19 @@ def image_message(image_type: type, header: Any, values: np.ndarray, encoding: s
     return msg
 
 
+def serialized_images_round_trip(deserialize: Callable[[bytes], Any]) -> bool:
+    """True when ``deserialize`` (e.g. rclpy's ``deserialize_message`` for Image) reads
+    :func:`.conversions.image_to_cdr`'s bytes back as the image that was written."""
+    values = np.arange(3 * 5 * 3, dtype=np.uint8).reshape(3, 5, 3)
+    try:
+        msg = deserialize(image_to_cdr(values, 'rgb8', -7, 123456789, 'odd'))
+        return bool(int(msg.header.stamp.sec) == -7 and int(msg.header.stamp.nanosec) == 123456789
+                    and msg.header.frame_id == 'odd' and msg.encoding == 'rgb8'
+                    and np.array_equal(image_msg_to_array(msg), values))
+    except Exception:  # noqa: BLE001 - any failure to read them back means: publish message objects
+        return False
+
+
 class OutputSet:
     """The advertised output topics of one node and their publishers.
 
@@ -114,13 +132,17 @@ class OutputSet:
         create_publisher: ``create_publisher(topic_name) -> publisher`` (with ``publish`` and
             ``get_subscription_count``), e.g. a bound ``Node.create_publisher`` with type and QoS.
         image_type: the sensor_msgs/Image class.
+        serialized: publish serialized bytes (see :func:`serialized_images_round_trip`) instead of
+            message objects.
     """
 
-    def __init__(self, topics: Sequence[str], create_publisher: Callable[[str], Any], image_type: type) -> None:
+    def __init__(self, topics: Sequence[str], create_publisher: Callable[[str], Any], image_type: type,
+                 serialized: bool = False) -> None:
         unknown = [t for t in topics if t not in OUTPUT_TOPICS]
         if unknown:
             raise ValueError(f'unknown output topics {unknown}; known: {", ".join(OUTPUT_TOPICS)}')
         self._image_type = image_type
+        self.serialized = serialized
         self.publishers: dict[str, Any] = {topic: create_publisher(f'~/{topic}') for topic in topics}
 
     def active(self) -> list[str]:
@@ -134,7 +156,10 @@ class OutputSet:
         rendered: Mapping[str, np.ndarray] = {
             topic: render(topic, result, rgb, label_set, style, heatmaps) for topic in topics
         }
+        stamp = header.stamp
         for topic, values in rendered.items():
-            message = image_message(self._image_type, header, values, OUTPUT_TOPICS[topic].encoding)
+            encoding = OUTPUT_TOPICS[topic].encoding
+            message = (image_to_cdr(values, encoding, int(stamp.sec), int(stamp.nanosec), str(header.frame_id))
+                       if self.serialized else image_message(self._image_type, header, values, encoding))
             self.publishers[topic].publish(message)
         return list(rendered)
