@@ -109,6 +109,10 @@ def format_node(doc: Mapping[str, Any]) -> list[str]:
         if overhead.get('ratio') is not None:
             lines.append(f'  node overhead (convert + prepare + fetch + publish) {overhead["node_ms"]:.1f} ms = '
                          f'{overhead["ratio"]:.1%} of the stage time {overhead["stages_ms"]:.1f} ms')
+            if overhead.get('publishing') == 'parallel':
+                lines.append(f'  publishing in parallel: the inference thread spends '
+                             f'{overhead["inference_thread_ms"]:.1f} ms = {overhead["inference_thread_ratio"]:.1%} '
+                             '(convert + prepare + fetch + waiting for the previous frame\'s publishing)')
         unsubscribed = {t: n for t, n in run['published'].items() if t not in run['topics']}
         lines.append(f'  messages published on unsubscribed topics: {sum(unsubscribed.values())}')
     lines += ['', 'targets:', *[f'  {t["status"]:>4}: {t["name"]}: {t["measured"]}'

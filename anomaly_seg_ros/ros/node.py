@@ -3,8 +3,9 @@
 Subscribes to ``image`` (sensor_msgs/Image) or ``image/compressed`` (parameter input_transport),
 publishes the topics of :data:`.outputs.OUTPUT_TOPICS` under ``~/`` with the input header, and
 ``/diagnostics``. The callback only hands the message to a :class:`.worker.LatestFrameWorker`;
-the worker thread converts it, runs the pipeline for the outputs someone subscribes to, and
-publishes. Parameters: :mod:`.parameters`. Expected start-up failures (bad parameters, model
+the worker thread converts it and runs the pipeline for the outputs someone subscribes to, and a
+:class:`.worker.HandOffThread` renders and publishes them while the worker runs the next frame.
+Parameters: :mod:`.parameters`. Expected start-up failures (bad parameters, model
 directory, backend) end the process with one fatal log line and exit status 2.
 """
 from __future__ import annotations
@@ -24,18 +25,20 @@ from rcl_interfaces.msg import SetParametersResult
 from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
 from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
+from rclpy.serialization import deserialize_message
 from sensor_msgs.msg import CompressedImage, Image
 
 from ..errors import AnomalySegError, ImageConversionError
-from ..pipeline import AnomalyPipeline, NonFiniteOutputError
+from ..pipeline import AnomalyPipeline, NonFiniteOutputError, PipelineResult
 from ..resources import default_model_dir
 from ..stages import STAGE_ORDER
 from . import parameters
 from .conversions import compressed_msg_to_rgb, image_msg_to_rgb
 from .diagnostics import NodeStatistics, diagnostic_array
-from .outputs import OutputSet, required_outputs
+from .outputs import OutputSet, required_outputs, serialized_images_round_trip
+from .parameters import HeatmapStyle
 from .throttle import LogThrottle
-from .worker import LatestFrameWorker
+from .worker import HandOffThread, LatestFrameWorker
 
 __all__ = ['AnomalySegNode', 'main']
 
@@ -48,6 +51,17 @@ PipelineFactory = Callable[..., Any]
 class _Frame(NamedTuple):
     msg: Any
     received: float  # time.monotonic() when the callback ran
+
+
+class _FrameOutputs(NamedTuple):
+    """What the publishing thread needs of one frame."""
+
+    frame: _Frame
+    topics: list[str]
+    result: PipelineResult
+    rgb: np.ndarray
+    style: HeatmapStyle
+    timings_ms: dict[str, float]  # the worker's; the publishing thread adds its own
 
 
 def _qos(reliability: str, depth: int) -> QoSProfile:
@@ -87,8 +101,13 @@ class AnomalySegNode(Node):
         self._stats = NodeStatistics()
         self._throttle = LogThrottle(period_s=5.0)
         self._traceback_logged = False
-        self._outputs = OutputSet(settings.outputs, self._make_publisher, Image)
+        self._outputs = OutputSet(settings.outputs, self._make_publisher, Image,
+                                  serialized=serialized_images_round_trip(_deserialize_image))
         self._worker: LatestFrameWorker[_Frame] = LatestFrameWorker(self._process, self._on_worker_error)
+        self._publisher: HandOffThread[_FrameOutputs] = HandOffThread(self._publish_outputs,
+                                                                      self._on_worker_error)
+        on_gpu = str(getattr(getattr(self._pipeline, 'backend', None), 'device', '')).startswith('cuda')
+        self._parallel_publishing = settings.publishing == 'parallel' or (settings.publishing == 'auto' and on_gpu)
         input_qos = _qos(settings.input_reliability, settings.input_depth)
         compressed = settings.input_transport == 'compressed'
         input_type, self._input_name = (CompressedImage, 'image/compressed') if compressed else (Image, 'image')
@@ -96,6 +115,7 @@ class AnomalySegNode(Node):
         self._diagnostics_pub = self.create_publisher(_diagnostic_array_type(), '/diagnostics', 10)
         self._diagnostics_timer = self.create_timer(settings.diagnostics_period, self._publish_diagnostics)
         self.add_on_set_parameters_callback(self._on_set_parameters)
+        self._publisher.start()
         self._worker.start()
         self.get_logger().info(self._startup_summary())
         unknown = sorted(name for name in getattr(self, '_parameter_overrides', {}) if not self.has_parameter(name))
@@ -136,6 +156,8 @@ class AnomalySegNode(Node):
                                 else f'{size[1]}x{size[0]}')
         facts['ensemble_weights'] = ', '.join(f'{w:g}' for w in self._pipeline.ensemble_weights)
         facts['colormap'] = self._settings.style.colormap
+        facts['publishing'] = 'parallel' if self._parallel_publishing else 'inline'
+        facts['output_messages'] = 'serialized' if self._outputs.serialized else 'message objects'
         facts['torch_imported'] = str('torch' in sys.modules)
         return facts
 
@@ -145,8 +167,8 @@ class AnomalySegNode(Node):
         return (f'model {facts["model_dir"]} [{facts["label_set"]}] on {facts["backend"]} ({facts["device"]}); '
                 f'stage input sizes (WxH): {sizes}; input {facts["input_topic"]}, '
                 f'{self._settings.input_reliability} depth {self._settings.input_depth}; output size '
-                f'{facts["output_size"]}; outputs under {self.get_fully_qualified_name()}/: '
-                f'{", ".join(self._settings.outputs)}')
+                f'{facts["output_size"]}, publishing {facts["publishing"]}; outputs under '
+                f'{self.get_fully_qualified_name()}/: {", ".join(self._settings.outputs)}')
 
     # --- callbacks (executor thread) --------------------------------------------------------
     def _on_image(self, msg: Any) -> None:
@@ -208,11 +230,21 @@ class AnomalySegNode(Node):
             self._log_throttled('nonfinite', 'error', f'frame not published: {exc}')
             return
         self._stats.stages_ran(stage for stage in STAGE_ORDER if stage in result.timings_ms)
-        published_start = time.monotonic()
-        published = self._outputs.publish(topics, result, rgb, frame.msg.header, self._label_set, settings.style)
-        end = time.monotonic()
+        waited = self._publisher.wait_idle()  # the previous frame's publishing, if it is still going on
         timings = dict(result.timings_ms)
-        timings.update(convert=(converted - start) * 1e3, publish=(end - published_start) * 1e3)
+        timings.update(convert=(converted - start) * 1e3, publish_wait=waited * 1e3)
+        self._publisher.submit(_FrameOutputs(frame, topics, result, rgb, settings.style, timings))
+        if not self._parallel_publishing:
+            self._publisher.wait_idle()
+
+    def _publish_outputs(self, outputs: _FrameOutputs) -> None:
+        """Publishing thread: render and publish one frame's topics, then account for the frame."""
+        frame = outputs.frame
+        start = time.monotonic()
+        published = self._outputs.publish(outputs.topics, outputs.result, outputs.rgb, frame.msg.header,
+                                          self._label_set, outputs.style)
+        end = time.monotonic()
+        timings = {**outputs.timings_ms, 'publish': (end - start) * 1e3}
         self._stats.frame_published(timings, (end - frame.received) * 1e3, published, self._stamp_age_ms(frame))
 
     def _stamp_age_ms(self, frame: _Frame) -> float | None:
@@ -241,9 +273,19 @@ class AnomalySegNode(Node):
     def advertised_outputs(self) -> tuple[str, ...]:
         return tuple(self._outputs.publishers)
 
+    @property
+    def frames_finished(self) -> int:
+        """Frames the worker took that the node is done with: skipped, failed or published."""
+        # In this order: the worker hands a frame over before it counts it as handled, and the
+        # publishing thread counts it only after that, so a frame in flight is never counted.
+        handled = self._worker.handled
+        handed_over = self._publisher.submitted
+        return handled - handed_over + self._publisher.handled
+
     def close(self, timeout: float = STOP_TIMEOUT_S) -> bool:
-        """Stop the worker and release the pipeline; False when inference was still running."""
+        """Stop both threads and release the pipeline; False when inference or publishing was still running."""
         stopped = self._worker.stop(timeout)
+        stopped = self._publisher.stop(timeout) and stopped
         if stopped:
             self._pipeline.close()
         return stopped
@@ -253,6 +295,10 @@ def _to_rgb(msg: Any) -> np.ndarray:
     if isinstance(msg, CompressedImage):
         return compressed_msg_to_rgb(msg)
     return image_msg_to_rgb(msg)
+
+
+def _deserialize_image(data: bytes) -> Any:
+    return deserialize_message(data, Image)
 
 
 def _diagnostic_array_type() -> type:

@@ -40,6 +40,7 @@ __all__ = [
 
 _RELIABILITIES = ('best_effort', 'reliable')
 _TRANSPORTS = ('raw', 'compressed')
+_PUBLISHING = ('auto', 'parallel', 'inline')
 _SIZE_PATTERN = re.compile(r'^\s*(\d+)\s*x\s*(\d+)\s*$')
 MAX_DEPTH = 100
 
@@ -84,6 +85,12 @@ PARAMETERS: tuple[ParameterSpec, ...] = (
                   number_range=(1, MAX_DEPTH)),
     ParameterSpec('outputs', list(OUTPUT_TOPICS), 'Output topics to advertise (under ~/); of these, only '
                   f'those with subscribers are computed. Known: {", ".join(OUTPUT_TOPICS)}.', read_only=True),
+    ParameterSpec('publishing', 'auto', "'parallel': a second thread renders and publishes a frame's outputs "
+                  "while the next frame is inferred (more frames per second where a core is free: GPU "
+                  "backends, CPUs with cores to spare); 'inline': outputs are published before the next "
+                  "frame is taken (lower latency where inference already keeps every core busy, as a CPU "
+                  "backend does on a small machine); 'auto': parallel when the backend runs on a GPU, else "
+                  'inline.', read_only=True),
     ParameterSpec('output_size', 'input', "Size of published maps: 'input' (the camera frame's), 'network' "
                   "(each stage's own resolution) or 'WIDTHxHEIGHT'."),
     ParameterSpec('ensemble_weights', [0.0, 0.0, 0.0, 0.0], 'Ensemble weights (dissimilarity, entropy, '
@@ -128,6 +135,7 @@ class NodeSettings:
     output_reliability: str
     output_depth: int
     outputs: tuple[str, ...]
+    publishing: str
     output_size: tuple[int, int] | str | None
     ensemble_weights: tuple[float, float, float, float] | None
     style: HeatmapStyle
@@ -231,6 +239,7 @@ def validate(values: Mapping[str, Any]) -> NodeSettings:
         output_reliability=_string(values, 'qos.output_reliability', _RELIABILITIES),
         output_depth=int(_number(values, 'qos.output_depth', integer=True)),
         outputs=_outputs(values),
+        publishing=_string(values, 'publishing', _PUBLISHING),
         output_size=_output_size(values),
         ensemble_weights=_weights(values),
         style=_style(values),

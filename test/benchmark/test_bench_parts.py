@@ -5,7 +5,7 @@ import pytest
 
 from anomaly_seg_ros.benchmark.frames import bench_frames
 from anomaly_seg_ros.benchmark.machine import machine_info, peak_rss_mb, reset_peak_rss, rss_mb, versions
-from anomaly_seg_ros.benchmark.node import _node_timings
+from anomaly_seg_ros.benchmark.node import _node_timings, node_overhead
 from anomaly_seg_ros.benchmark.report import format_node, format_pipeline
 from anomaly_seg_ros.benchmark.stats import ratio, summarize
 from anomaly_seg_ros.benchmark.targets import node_targets, pipeline_targets
@@ -109,6 +109,16 @@ def test_node_targets_judge_overhead_and_unsubscribed_topics():
     doc['targets'] = [t.to_dict() for t in good]
     text = '\n'.join(format_node(doc))
     assert 'latency p50 ms' in text and 'node overhead' in text and 'unsubscribed topics: 0' in text
+
+
+def test_parallel_publishing_takes_publishing_off_the_inference_thread_but_not_off_the_frame():
+    timings = {'convert': 1.0, 'prepare': 2.0, 'segmentation': 10.0, 'synthesis': 30.0, 'perceptual': 10.0,
+               'dissimilarity': 50.0, 'fetch': 3.0, 'publish': 24.0, 'publish_wait': 4.0}
+    inline = node_overhead(timings, 'inline')
+    parallel = node_overhead(timings, 'parallel')
+    assert inline['node_ms'] == parallel['node_ms'] == 30.0 and inline['ratio'] == parallel['ratio'] == 0.3
+    assert inline['inference_thread_ms'] == 30.0
+    assert parallel['inference_thread_ms'] == 10.0 and parallel['inference_thread_ratio'] == 0.1
 
 
 def test_node_timings_are_weighted_by_the_frames_each_report_covers():

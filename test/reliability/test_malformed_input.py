@@ -60,13 +60,13 @@ class _Driver:
         return self._stamp
 
     def feed(self, msg: Any) -> dict[str, int]:
-        """Call the subscription callback with ``msg``; wait until the worker handled it; counter deltas."""
+        """Call the subscription callback with ``msg``; wait until the node is done with it; counter deltas."""
         before = self.node.statistics.totals()
-        handled = self.node._worker.handled
+        finished = self.node.frames_finished
         self.node._on_image(msg)  # the callback must return, whatever the message holds
         deadline = time.monotonic() + 30
-        while self.node._worker.handled == handled:
-            assert time.monotonic() < deadline, 'the worker never finished the frame'
+        while self.node.frames_finished <= finished:
+            assert time.monotonic() < deadline, 'the node never finished the frame'
             time.sleep(0.0005)
         self.probe.executor.spin_once(timeout_sec=0)
         after = self.node.statistics.totals()

@@ -122,7 +122,7 @@ def test_a_frame_with_non_finite_outputs_is_reported_and_not_published_and_the_n
     sent = [good[0], black, good[1]]
     for count, msg in enumerate(sent, start=1):
         publisher.publish(msg)  # one at a time: a newer frame would replace an unconverted one
-        assert probe.spin_until(lambda c=count: node._worker.handled >= c, 20), count
+        assert probe.spin_until(lambda c=count: node.frames_finished >= c, 20), count
     assert probe.spin_until(lambda: all(stamp_ns(good[1]) in probe.stamps(t) for t in OUTPUT_TOPICS), 10)
     for topic in OUTPUT_TOPICS:
         assert stamp_ns(black) not in probe.stamps(topic), topic

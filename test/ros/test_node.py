@@ -210,6 +210,41 @@ def test_the_callback_never_waits_for_inference_and_counts_replaced_frames_as_dr
     assert [stamp_ns(m) for m in probe.messages('anomaly')] == [stamp_ns(msgs[0]), stamp_ns(msgs[-1])]  # newest
 
 
+@pytest.mark.parametrize(('publishing', 'parallel'), [('parallel', True), ('inline', False), ('auto', False)])
+def test_parallel_publishing_infers_the_next_frame_while_the_last_one_is_published(make_node, probe, publishing,
+                                                                                    parallel):
+    import threading
+
+    pipeline = make_fake_pipeline()  # on the CPU: 'auto' publishes inline
+    node = make_node(pipeline, publishing=publishing, diagnostics_period=0.2)
+    probe.subscribe(['anomaly'])
+    probe.wait_for_node_subscription()
+    assert probe.spin_until(lambda: node._outputs.active() == ['anomaly'], 5)
+    release, publishing_started = threading.Event(), threading.Event()
+    publish = node._outputs.publish
+
+    def held_publish(*args, **kwargs):
+        publishing_started.set()
+        assert release.wait(5)
+        return publish(*args, **kwargs)
+
+    node._outputs.publish = held_publish
+    msgs = [image_msg(rgb_frame(seed=i), probe.now_ns() + i) for i in range(2)]
+    node._on_image(msgs[0])
+    assert publishing_started.wait(5)
+    runs = pipeline.backend.runs['segmentation']
+    node._on_image(msgs[1])
+    ran_next = probe.spin_until(lambda: pipeline.backend.runs['segmentation'] > runs, 0.5)
+    assert ran_next == parallel
+    release.set()
+    assert probe.spin_until(lambda: len(probe.messages('anomaly')) == 2, 5)
+    assert [stamp_ns(m) for m in probe.messages('anomaly')] == [stamp_ns(m) for m in msgs]  # in order, none lost
+    assert node.frames_finished == 2 and node.statistics.totals()['processed'] == 2
+    values = probe.wait_for_diagnostics(lambda v: v.get('frames_processed') == '2')
+    assert values['publishing'] == ('parallel' if parallel else 'inline')
+    assert 'stage_ms.publish' in values and 'stage_ms.publish_wait' in values
+
+
 def test_unknown_parameters_are_reported_not_silently_ignored(make_node, monkeypatch):
     from rclpy.node import Node
 

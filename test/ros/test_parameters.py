@@ -59,6 +59,7 @@ def test_integer_numbers_are_accepted_where_floats_are_meant():
     ('qos.output_depth', 1.5, 'must be an integer'),
     ('outputs', ['anomaly', 'heatmap'], "unknown outputs \\['heatmap'\\]"),
     ('outputs', [], 'at least one output'),
+    ('publishing', 'sometimes', 'not one of auto, parallel, inline'),
     ('output_size', 'huge', 'WIDTHxHEIGHT'),
     ('output_size', '0x10', 'must be in 1..16384'),
     ('ensemble_weights', [1.0, 0.0, 0.0], 'list of 4 numbers'),

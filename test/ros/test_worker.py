@@ -1,10 +1,11 @@
-"""The latest-frame worker: the newest frame wins, older ones are dropped and counted."""
+"""The latest-frame worker (the newest frame wins, older ones are dropped and counted) and the
+hand-off thread (one item at a time, none dropped)."""
 from __future__ import annotations
 
 import threading
 import time
 
-from anomaly_seg_ros.ros.worker import LatestFrameWorker
+from anomaly_seg_ros.ros.worker import HandOffThread, LatestFrameWorker
 
 
 def _wait(predicate, timeout=5.0):
@@ -84,3 +85,73 @@ def test_stop_returns_within_its_timeout_while_a_frame_is_still_running():
     release.set()
     assert _wait(lambda: not worker.busy)
     assert worker.stop(2) is True
+
+
+def test_hand_off_returns_at_once_then_waits_for_the_previous_item_and_loses_none():
+    releases = [threading.Event() for _ in range(3)]
+    handled = []
+
+    def handler(item):
+        releases[item].wait(5)
+        handled.append(item)
+
+    thread = HandOffThread(handler, on_error=lambda exc: None)
+    thread.start()
+    try:
+        start = time.perf_counter()
+        thread.submit(0)
+        assert time.perf_counter() - start < 0.5 and _wait(lambda: not thread.idle)
+        second = threading.Thread(target=thread.submit, args=(1,))
+        second.start()
+        second.join(0.2)
+        assert second.is_alive(), 'the second item was taken while the first was still being handled'
+        releases[0].set()
+        second.join(2)
+        assert not second.is_alive() and handled == [0]
+        releases[1].set()
+        assert thread.wait_idle() < 2 and handled == [0, 1] and thread.idle
+        releases[2].set()
+        thread.submit(2)
+        assert _wait(lambda: thread.handled == 3)
+        assert handled == [0, 1, 2] and thread.submitted == 3
+    finally:
+        for release in releases:
+            release.set()
+        thread.stop(2)
+
+
+def test_a_failing_hand_off_is_reported_and_the_thread_goes_on():
+    errors, handled = [], []
+
+    def handler(item):
+        if item == 'bad':
+            raise RuntimeError('boom')
+        handled.append(item)
+
+    thread = HandOffThread(handler, on_error=errors.append)
+    thread.start()
+    try:
+        thread.submit('bad')
+        thread.submit('good')
+        thread.wait_idle()
+        assert handled == ['good'] and [str(e) for e in errors] == ['boom'] and thread.handled == 2
+    finally:
+        thread.stop(2)
+
+
+def test_stop_releases_a_waiting_hand_off_and_discards_its_item():
+    release = threading.Event()
+    handled = []
+    thread = HandOffThread(lambda item: (release.wait(10), handled.append(item)), on_error=lambda exc: None)
+    thread.start()
+    thread.submit(0)
+    waiting = threading.Thread(target=thread.submit, args=(1,))
+    waiting.start()
+    assert _wait(lambda: not thread.idle)
+    start = time.perf_counter()
+    assert thread.stop(0.2) is False  # item 0 is still being handled
+    waiting.join(1)
+    assert not waiting.is_alive() and time.perf_counter() - start < 1.0
+    release.set()
+    assert thread.stop(2) is True
+    assert handled == [0] and thread.submitted == 1
