@@ -186,6 +186,7 @@ def test_diagnostics_report_counts_backend_and_no_torch(make_node, probe):
     assert values['input_size.segmentation'] == '128x64'
     assert int(values['stage_runs.segmentation']) >= 2 and 'stage_runs.synthesis' not in values
     assert 'stage_ms.segmentation' in values and 'stage_ms.convert' in values
+    assert values['output_messages'] == 'serialized'  # rclpy reads the node's own Image bytes back
 
 
 def test_the_callback_never_waits_for_inference_and_counts_replaced_frames_as_dropped(make_node, probe):
