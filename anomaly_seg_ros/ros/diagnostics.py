@@ -12,8 +12,9 @@ Keys (all values are strings, as DiagnosticStatus requires):
   latency_ms_p50/p90/max: frame received -> outputs published, over the last period.
   stamp_age_ms_p50: header stamp -> outputs published (meaningful when the camera clock is ours).
   stage_ms.<stage>: mean wall time per pipeline stage, and prepare, fetch, convert (worker thread),
-    publish (rendering and publishing, in the publishing thread beside the next frame's inference)
-    and publish_wait (the worker waiting for the previous frame's publishing to end).
+    publish (rendering and publishing, in the publishing thread; beside the next frame's inference
+    with publishing: parallel) and publish_wait (the worker waiting for the previous frame's
+    publishing to end).
   stage_runs.<stage>: how often each pipeline stage ran (lazy outputs leave stages at 0).
   published.<topic>: messages published per output topic.
   last_malformed, last_nonfinite, last_error: the latest problem of each kind.

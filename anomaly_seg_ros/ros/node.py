@@ -4,9 +4,10 @@ Subscribes to ``image`` (sensor_msgs/Image) or ``image/compressed`` (parameter i
 publishes the topics of :data:`.outputs.OUTPUT_TOPICS` under ``~/`` with the input header, and
 ``/diagnostics``. The callback only hands the message to a :class:`.worker.LatestFrameWorker`;
 the worker thread converts it and runs the pipeline for the outputs someone subscribes to, and a
-:class:`.worker.HandOffThread` renders and publishes them while the worker runs the next frame.
-Parameters: :mod:`.parameters`. Expected start-up failures (bad parameters, model
-directory, backend) end the process with one fatal log line and exit status 2.
+:class:`.worker.HandOffThread` renders and publishes them: while the worker runs the next frame
+(``publishing: parallel``) or before it takes one (``inline``). Parameters: :mod:`.parameters`.
+Expected start-up failures (bad parameters, model directory, backend) end the process with one
+fatal log line and exit status 2.
 """
 from __future__ import annotations
 

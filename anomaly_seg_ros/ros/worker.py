@@ -6,9 +6,10 @@ is free. A frame still waiting when a newer one arrives is dropped and counted; 
 queued, so a slow pipeline shows up as drops, not as growing latency.
 
 The worker hands each frame's results to a :class:`HandOffThread`, which renders and publishes
-them while the worker runs the next frame: on a machine with a core to spare the publishing no
-longer delays inference. Handing off waits while the previous frame is still being published, so
-one frame at a time is published, none is queued and none is lost after inference.
+them. With parallel publishing the worker runs the next frame meanwhile (on a machine with a core
+to spare, publishing no longer delays inference); inline, it waits for the publishing to end.
+Handing off waits while the previous frame is still being published, so one frame at a time is
+published, none is queued and none is lost after inference.
 """
 from __future__ import annotations
 
