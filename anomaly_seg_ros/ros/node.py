@@ -284,9 +284,14 @@ class AnomalySegNode(Node):
         return handled - handed_over + self._publisher.handled
 
     def close(self, timeout: float = STOP_TIMEOUT_S) -> bool:
-        """Stop both threads and release the pipeline; False when inference or publishing was still running."""
+        """Stop both threads and release the pipeline; False when inference or publishing was still running.
+
+        Both threads share ``timeout``.
+        """
+        deadline = time.monotonic() + timeout
+        self._publisher.stop(0.0)  # ask first: a worker waiting to hand a frame over returns at once
         stopped = self._worker.stop(timeout)
-        stopped = self._publisher.stop(timeout) and stopped
+        stopped = self._publisher.stop(max(0.0, deadline - time.monotonic())) and stopped
         if stopped:
             self._pipeline.close()
         return stopped

@@ -247,6 +247,37 @@ def test_parallel_publishing_infers_the_next_frame_while_the_last_one_is_publish
     assert 'stage_ms.publish' in values and 'stage_ms.publish_wait' in values
 
 
+def test_close_stops_both_threads_within_one_timeout_while_a_frame_is_still_being_published(make_node, probe):
+    import threading
+    import time
+
+    pipeline = make_fake_pipeline()
+    node = make_node(pipeline, publishing='parallel')
+    probe.subscribe(['anomaly'])
+    probe.wait_for_node_subscription()
+    assert probe.spin_until(lambda: node._outputs.active() == ['anomaly'], 5)
+    release, publishing_started = threading.Event(), threading.Event()
+    publish = node._outputs.publish
+
+    def held_publish(*args, **kwargs):
+        publishing_started.set()
+        release.wait(10)
+        return publish(*args, **kwargs)
+
+    node._outputs.publish = held_publish
+    node._on_image(image_msg(rgb_frame(seed=0), probe.now_ns()))
+    assert publishing_started.wait(5)
+    runs = pipeline.backend.runs['segmentation']
+    node._on_image(image_msg(rgb_frame(seed=1), probe.now_ns() + 1))  # inferred, then waits to be handed over
+    assert probe.spin_until(lambda: pipeline.backend.runs['segmentation'] > runs, 5)
+    start = time.monotonic()
+    assert node.close(timeout=0.5) is False  # the first frame is still being published
+    assert time.monotonic() - start < 0.9
+    assert not node._worker._thread.is_alive()
+    release.set()
+    assert node.close(timeout=2.0) is True
+
+
 def test_unknown_parameters_are_reported_not_silently_ignored(make_node, monkeypatch):
     from rclpy.node import Node
 

@@ -172,11 +172,13 @@ def _wait_for_node(node: NodeProcess, probe: Probe, timeout: float = STARTUP_TIM
         probe.spin_until(lambda: False, 0.1)
 
 
-@pytest.mark.parametrize(('pipeline', 'sig'), [('model', signal.SIGINT), ('busy', signal.SIGINT),
-                                               ('busy', signal.SIGTERM)])
+@pytest.mark.parametrize(('pipeline', 'sig'), [('model', signal.SIGINT), ('model, parallel publishing', signal.SIGINT),
+                                               ('busy', signal.SIGINT), ('busy', signal.SIGTERM)])
 def test_node_shuts_down_within_two_seconds_on_a_signal(pipeline, sig, model_dir, start_node, probe_factory):
-    if pipeline == 'model':
-        node = start_node('-p', f'model_dir:={model_dir}', '-p', f'backend:={model_backend(model_dir)}')
+    if pipeline.startswith('model'):
+        publishing = 'parallel' if 'parallel' in pipeline else 'auto'
+        node = start_node('-p', f'model_dir:={model_dir}', '-p', f'backend:={model_backend(model_dir)}',
+                          '-p', f'publishing:={publishing}')
     else:  # every frame takes 2 s: the signal arrives during inference
         node = start_node('-p', 'model_dir:=/fake', fake=True, env={'FAKE_PIPELINE_DELAY_S': '0.5'})
     probe = probe_factory()
