@@ -23,42 +23,28 @@ __all__ = ['HandOffThread', 'LatestFrameWorker']
 T = TypeVar('T')
 
 
-class LatestFrameWorker(Generic[T]):
-    """Runs ``handler`` on the newest submitted item, one at a time, in a daemon thread.
+class _SlotThread(Generic[T]):
+    """A daemon thread that runs ``handler`` on the item in a one-item slot, one item at a time.
 
-    Args:
-        handler: called with each item taken from the slot.
-        on_error: called with any exception ``handler`` raises; the thread keeps running.
-        name: the thread's name.
+    Subclasses decide how an item enters the slot (replacing a waiting one, or waiting for the
+    previous one to be handled). Exceptions from ``handler`` go to ``on_error``; the thread keeps
+    running.
     """
 
-    def __init__(self, handler: Callable[[T], None], on_error: Callable[[BaseException], None],
-                 name: str = 'anomaly_seg_worker') -> None:
+    def __init__(self, handler: Callable[[T], None], on_error: Callable[[BaseException], None], name: str) -> None:
         self._handler = handler
         self._on_error = on_error
         self._condition = threading.Condition()
         self._slot: T | None = None
         self._has_item = False
-        self._stopping = False
         self._busy = False
+        self._stopping = False
         self.submitted = 0
-        self.dropped = 0
         self.handled = 0
         self._thread = threading.Thread(target=self._run, name=name, daemon=True)
 
     def start(self) -> None:
         self._thread.start()
-
-    def submit(self, item: T) -> bool:
-        """Put ``item`` in the slot; returns True when it replaced an item not yet taken (a drop)."""
-        with self._condition:
-            replaced = self._has_item
-            self._slot, self._has_item = item, True
-            self.submitted += 1
-            if replaced:
-                self.dropped += 1
-            self._condition.notify()
-        return replaced
 
     @property
     def busy(self) -> bool:
@@ -72,7 +58,7 @@ class LatestFrameWorker(Generic[T]):
     def stop(self, timeout: float | None = None) -> bool:
         """Ask the thread to end after the current item; returns True when it has ended.
 
-        A waiting item is discarded (not counted as dropped).
+        A waiting item is discarded.
         """
         with self._condition:
             self._stopping = True
@@ -81,6 +67,12 @@ class LatestFrameWorker(Generic[T]):
         if self._thread.is_alive():
             self._thread.join(timeout)
         return not self._thread.is_alive()
+
+    def _put(self, item: T) -> None:
+        """Fill the slot; the caller holds the condition."""
+        self._slot, self._has_item = item, True
+        self.submitted += 1
+        self._condition.notify_all()
 
     def _take(self) -> tuple[bool, T | None]:
         with self._condition:
@@ -99,18 +91,48 @@ class LatestFrameWorker(Generic[T]):
                 return
             try:
                 self._handler(item)  # type: ignore[arg-type]
-            except Exception as exc:  # noqa: BLE001 - a frame must never end the worker
+            except Exception as exc:  # noqa: BLE001 - a frame must never end the thread
                 if not self._stopping:
                     try:
                         self._on_error(exc)
-                    except Exception:  # noqa: BLE001 - reporting must not end the worker either
+                    except Exception:  # noqa: BLE001 - reporting must not end the thread either
                         pass
             finally:
-                self._busy = False
-                self.handled += 1
+                with self._condition:
+                    self._busy = False
+                    self.handled += 1
+                    self._condition.notify_all()
 
 
-class HandOffThread(Generic[T]):
+class LatestFrameWorker(_SlotThread[T]):
+    """Runs ``handler`` on the newest submitted item, one at a time, in a daemon thread.
+
+    Args:
+        handler: called with each item taken from the slot.
+        on_error: called with any exception ``handler`` raises; the thread keeps running.
+        name: the thread's name.
+    """
+
+    def __init__(self, handler: Callable[[T], None], on_error: Callable[[BaseException], None],
+                 name: str = 'anomaly_seg_worker') -> None:
+        super().__init__(handler, on_error, name)
+        self.dropped = 0
+
+    def submit(self, item: T) -> bool:
+        """Put ``item`` in the slot; returns True when it replaced an item not yet taken (a drop).
+
+        Never waits for the handler. An item still waiting at :meth:`stop` is discarded, not counted
+        as dropped.
+        """
+        with self._condition:
+            replaced = self._has_item
+            if replaced:
+                self.dropped += 1
+            self._put(item)
+        return replaced
+
+
+class HandOffThread(_SlotThread[T]):
     """Runs ``handler`` on each submitted item in a daemon thread, one item at a time.
 
     :meth:`submit` waits until the previous item has been handled, then returns at once: the caller
@@ -124,38 +146,21 @@ class HandOffThread(Generic[T]):
 
     def __init__(self, handler: Callable[[T], None], on_error: Callable[[BaseException], None],
                  name: str = 'anomaly_seg_publisher') -> None:
-        self._handler = handler
-        self._on_error = on_error
-        self._condition = threading.Condition()
-        self._slot: T | None = None
-        self._has_item = False
-        self._busy = False
-        self._stopping = False
-        self.submitted = 0
-        self.handled = 0
-        self._thread = threading.Thread(target=self._run, name=name, daemon=True)
-
-    def start(self) -> None:
-        self._thread.start()
+        super().__init__(handler, on_error, name)
 
     def wait_idle(self) -> float:
         """Wait until the previous item is handled (or :meth:`stop`); returns the seconds waited."""
         start = time.monotonic()
         with self._condition:
-            while (self._has_item or self._busy) and not self._stopping:
-                self._condition.wait()
+            self._wait_until_idle()
         return time.monotonic() - start
 
     def submit(self, item: T) -> None:
         """Hand ``item`` over once the previous one is handled. After :meth:`stop` it is discarded."""
         with self._condition:
-            while (self._has_item or self._busy) and not self._stopping:
-                self._condition.wait()
-            if self._stopping:
-                return
-            self._slot, self._has_item = item, True
-            self.submitted += 1
-            self._condition.notify_all()
+            self._wait_until_idle()
+            if not self._stopping:
+                self._put(item)
 
     @property
     def idle(self) -> bool:
@@ -163,38 +168,7 @@ class HandOffThread(Generic[T]):
         with self._condition:
             return not (self._has_item or self._busy)
 
-    def stop(self, timeout: float | None = None) -> bool:
-        """Ask the thread to end after the current item; returns True when it has ended.
-
-        A waiting item is discarded; a waiting :meth:`submit` returns.
-        """
-        with self._condition:
-            self._stopping = True
-            self._slot, self._has_item = None, False
-            self._condition.notify_all()
-        if self._thread.is_alive():
-            self._thread.join(timeout)
-        return not self._thread.is_alive()
-
-    def _run(self) -> None:
-        while True:
-            with self._condition:
-                while not self._has_item and not self._stopping:
-                    self._condition.wait()
-                if self._stopping:
-                    return
-                item, self._slot, self._has_item = self._slot, None, False
-                self._busy = True
-            try:
-                self._handler(item)  # type: ignore[arg-type]
-            except Exception as exc:  # noqa: BLE001 - a frame must never end the thread
-                if not self._stopping:
-                    try:
-                        self._on_error(exc)
-                    except Exception:  # noqa: BLE001 - reporting must not end the thread either
-                        pass
-            finally:
-                with self._condition:
-                    self._busy = False
-                    self.handled += 1
-                    self._condition.notify_all()
+    def _wait_until_idle(self) -> None:
+        """The caller holds the condition; returns early on :meth:`stop`."""
+        while (self._has_item or self._busy) and not self._stopping:
+            self._condition.wait()
