@@ -211,13 +211,12 @@ def test_the_callback_never_waits_for_inference_and_counts_replaced_frames_as_dr
     assert [stamp_ns(m) for m in probe.messages('anomaly')] == [stamp_ns(msgs[0]), stamp_ns(msgs[-1])]  # newest
 
 
-@pytest.mark.parametrize(('publishing', 'parallel'), [('parallel', True), ('inline', False), ('auto', False)])
-def test_parallel_publishing_infers_the_next_frame_while_the_last_one_is_published(make_node, probe, publishing,
-                                                                                    parallel):
+def _node_with_held_publishing(make_node, probe, pipeline, **parameters):
+    """A node with ``~/anomaly`` subscribed whose publishing waits for ``release`` (an Event);
+    ``publishing_started`` is set when a frame reaches it. Returns (node, release, publishing_started)."""
     import threading
 
-    pipeline = make_fake_pipeline()  # on the CPU: 'auto' publishes inline
-    node = make_node(pipeline, publishing=publishing, diagnostics_period=0.2)
+    node = make_node(pipeline, **parameters)
     probe.subscribe(['anomaly'])
     probe.wait_for_node_subscription()
     assert probe.spin_until(lambda: node._outputs.active() == ['anomaly'], 5)
@@ -226,10 +225,19 @@ def test_parallel_publishing_infers_the_next_frame_while_the_last_one_is_publish
 
     def held_publish(*args, **kwargs):
         publishing_started.set()
-        assert release.wait(5)
+        assert release.wait(10)
         return publish(*args, **kwargs)
 
     node._outputs.publish = held_publish
+    return node, release, publishing_started
+
+
+@pytest.mark.parametrize(('publishing', 'parallel'), [('parallel', True), ('inline', False), ('auto', False)])
+def test_parallel_publishing_infers_the_next_frame_while_the_last_one_is_published(make_node, probe, publishing,
+                                                                                    parallel):
+    pipeline = make_fake_pipeline()  # on the CPU: 'auto' publishes inline
+    node, release, publishing_started = _node_with_held_publishing(make_node, probe, pipeline, publishing=publishing,
+                                                                   diagnostics_period=0.2)
     msgs = [image_msg(rgb_frame(seed=i), probe.now_ns() + i) for i in range(2)]
     node._on_image(msgs[0])
     assert publishing_started.wait(5)
@@ -249,23 +257,10 @@ def test_parallel_publishing_infers_the_next_frame_while_the_last_one_is_publish
 
 
 def test_close_stops_both_threads_within_one_timeout_while_a_frame_is_still_being_published(make_node, probe):
-    import threading
     import time
 
     pipeline = make_fake_pipeline()
-    node = make_node(pipeline, publishing='parallel')
-    probe.subscribe(['anomaly'])
-    probe.wait_for_node_subscription()
-    assert probe.spin_until(lambda: node._outputs.active() == ['anomaly'], 5)
-    release, publishing_started = threading.Event(), threading.Event()
-    publish = node._outputs.publish
-
-    def held_publish(*args, **kwargs):
-        publishing_started.set()
-        release.wait(10)
-        return publish(*args, **kwargs)
-
-    node._outputs.publish = held_publish
+    node, release, publishing_started = _node_with_held_publishing(make_node, probe, pipeline, publishing='parallel')
     node._on_image(image_msg(rgb_frame(seed=0), probe.now_ns()))
     assert publishing_started.wait(5)
     runs = pipeline.backend.runs['segmentation']
