@@ -96,6 +96,14 @@ def _driver(make_node: Any, probe: Any, monkeypatch: pytest.MonkeyPatch, **param
     return _Driver(node, probe), logger
 
 
+def _check_totals(driver: Any, kind: str) -> None:
+    """Print the fuzz run's counts; every malformed case counted as malformed, no frame failed."""
+    totals = driver.node.statistics.totals()
+    print(f'\n{kind} fuzz: {sum(driver.cases.values())} cases ({driver.cases["invalid"]} malformed, '
+          f'{driver.cases["valid"]} valid) + {len(driver.good_stamps)} good frames; node totals {totals}')
+    assert totals['malformed'] == driver.cases['invalid'] and totals['failed'] == 0
+
+
 def _check_logging(logger: _Logger, started: float, invalid: int) -> None:
     warnings = [text for level, text in logger.lines if level == 'warning' and 'skipping input frame' in text]
     periods = (time.monotonic() - started) / 5.0  # LogThrottle period of the node
@@ -132,11 +140,8 @@ def test_fuzzed_raw_frames_are_counted_as_malformed_and_the_next_good_frame_is_p
         driver.feed_good()
 
     one_case()
-    totals = driver.node.statistics.totals()
-    print(f'\nraw fuzz: {sum(driver.cases.values())} cases ({driver.cases["invalid"]} malformed, '
-          f'{driver.cases["valid"]} valid) + {len(driver.good_stamps)} good frames; node totals {totals}')
+    _check_totals(driver, 'raw')
     assert driver.cases['invalid'] >= RAW_EXAMPLES // 2
-    assert totals['malformed'] == driver.cases['invalid'] and totals['failed'] == 0
     values = driver.node.statistics.report().values  # what /diagnostics carries
     assert values['frames_malformed'] == str(driver.cases['invalid'])
     assert values['last_malformed']
@@ -157,11 +162,8 @@ def test_fuzzed_compressed_frames_are_counted_as_malformed_and_the_next_good_fra
         driver.feed_good(compressed=True)
 
     one_case()
-    totals = driver.node.statistics.totals()
-    print(f'\ncompressed fuzz: {sum(driver.cases.values())} cases ({driver.cases["invalid"]} malformed, '
-          f'{driver.cases["valid"]} valid) + {len(driver.good_stamps)} good frames; node totals {totals}')
+    _check_totals(driver, 'compressed')
     assert driver.cases['invalid'] >= COMPRESSED_EXAMPLES // 3
-    assert totals['malformed'] == driver.cases['invalid'] and totals['failed'] == 0
     _check_logging(logger, started, driver.cases['invalid'])
     _check_received(driver)
 
