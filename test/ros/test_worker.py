@@ -5,6 +5,8 @@ from __future__ import annotations
 import threading
 import time
 
+import pytest
+
 from anomaly_seg_ros.ros.worker import HandOffThread, LatestFrameWorker
 
 
@@ -53,7 +55,8 @@ def test_submit_never_waits_for_the_handler():
         worker.stop(2)
 
 
-def test_a_failing_frame_is_reported_and_the_worker_goes_on():
+@pytest.mark.parametrize('thread_type', [LatestFrameWorker, HandOffThread])
+def test_a_failing_item_is_reported_and_the_thread_goes_on(thread_type):
     errors, handled = [], []
 
     def handler(item):
@@ -61,16 +64,16 @@ def test_a_failing_frame_is_reported_and_the_worker_goes_on():
             raise RuntimeError('boom')
         handled.append(item)
 
-    worker = LatestFrameWorker(handler, on_error=errors.append)
-    worker.start()
+    thread = thread_type(handler, on_error=errors.append)
+    thread.start()
     try:
-        worker.submit('bad')
-        assert _wait(lambda: worker.handled == 1)
-        worker.submit('good')
+        thread.submit('bad')
+        assert _wait(lambda: thread.handled == 1)
+        thread.submit('good')
         assert _wait(lambda: handled == ['good'])
-        assert [str(e) for e in errors] == ['boom']
+        assert [str(e) for e in errors] == ['boom'] and thread.handled == 2
     finally:
-        worker.stop(2)
+        thread.stop(2)
 
 
 def test_stop_returns_within_its_timeout_while_a_frame_is_still_running():
@@ -117,25 +120,6 @@ def test_hand_off_returns_at_once_then_waits_for_the_previous_item_and_loses_non
     finally:
         for release in releases:
             release.set()
-        thread.stop(2)
-
-
-def test_a_failing_hand_off_is_reported_and_the_thread_goes_on():
-    errors, handled = [], []
-
-    def handler(item):
-        if item == 'bad':
-            raise RuntimeError('boom')
-        handled.append(item)
-
-    thread = HandOffThread(handler, on_error=errors.append)
-    thread.start()
-    try:
-        thread.submit('bad')
-        thread.submit('good')
-        thread.wait_idle()
-        assert handled == ['good'] and [str(e) for e in errors] == ['boom'] and thread.handled == 2
-    finally:
         thread.stop(2)
 
 
