@@ -75,6 +75,9 @@ def _register_play(commands: argparse._SubParsersAction) -> None:
                    help='start once each of these topics has a subscriber')
     p.add_argument('--wait-timeout', type=float, default=30.0, help='seconds to wait for subscribers (default 30)')
     p.add_argument('--delay', type=float, default=0.5, help='seconds between advertising and the first message')
+    p.add_argument('--no-dds-profile', action='store_true',
+                   help='do not give this process config/fastdds_large_images.xml (used where no Fast DDS profile '
+                        'variable is set; without it Fast DDS loses or delays images of 640x480 and more)')
     p.set_defaults(run=_run_play, parser=p)
 
 
@@ -137,9 +140,12 @@ def _run_make(args: argparse.Namespace) -> int:
 
 def _run_play(args: argparse.Namespace) -> int:
     from ..bags import play_bag
+    from ..ros.node_process import dds_profile_environment, environment
 
-    result = play_bag(args.bag, rate=args.rate, loop=args.loop, topics=args.topics, restamp=args.restamp,
-                      wait_for=args.wait_for, wait_timeout_s=args.wait_timeout, start_delay_s=args.delay)
+    # The sender's Fast DDS segment carries the images: like the launch file for the node.
+    with environment({} if args.no_dds_profile else dds_profile_environment()):
+        result = play_bag(args.bag, rate=args.rate, loop=args.loop, topics=args.topics, restamp=args.restamp,
+                          wait_for=args.wait_for, wait_timeout_s=args.wait_timeout, start_delay_s=args.delay)
     total = sum(result.counts.values())
     print(f'published {total} messages in {result.wall_s:.1f} s ({result.loops} complete passes)')
     return 0

@@ -27,6 +27,7 @@ from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
 from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
 from rclpy.serialization import deserialize_message
+from rclpy.utilities import get_rmw_implementation_identifier
 from sensor_msgs.msg import CompressedImage, Image
 
 from ..errors import AnomalySegError, ImageConversionError
@@ -36,6 +37,7 @@ from ..stages import STAGE_ORDER
 from . import parameters
 from .conversions import compressed_msg_to_rgb, image_msg_to_rgb
 from .diagnostics import NodeStatistics, diagnostic_array
+from .node_process import dds_profile_environment, dds_profile_in_use
 from .outputs import OutputSet, required_outputs, serialized_images_round_trip
 from .parameters import HeatmapStyle
 from .throttle import LogThrottle
@@ -119,6 +121,9 @@ class AnomalySegNode(Node):
         self._publisher.start()
         self._worker.start()
         self.get_logger().info(self._startup_summary())
+        warning = _dds_profile_warning()
+        if warning:
+            self.get_logger().warning(warning)
         unknown = sorted(name for name in getattr(self, '_parameter_overrides', {}) if not self.has_parameter(name))
         if unknown:  # rclpy ignores them silently; a typo in a params file should not go unnoticed
             self.get_logger().warning(f'ignoring unknown parameters {unknown}; this node has: '
@@ -159,6 +164,7 @@ class AnomalySegNode(Node):
         facts['colormap'] = self._settings.style.colormap
         facts['publishing'] = 'parallel' if self._parallel_publishing else 'inline'
         facts['output_messages'] = 'serialized' if self._outputs.serialized else 'message objects'
+        facts['dds_profile'] = dds_profile_in_use() or 'none'
         facts['torch_imported'] = str('torch' in sys.modules)
         return facts
 
@@ -295,6 +301,17 @@ class AnomalySegNode(Node):
         if stopped:
             self._pipeline.close()
         return stopped
+
+
+def _dds_profile_warning() -> str | None:
+    """What to do when Fast DDS runs without a profile: the node sends multi-megabyte images."""
+    if not get_rmw_implementation_identifier().startswith('rmw_fastrtps') or dds_profile_in_use():
+        return None
+    variable = ' '.join(f'{name}={path}' for name, path in dds_profile_environment().items()) or (
+        'FASTDDS_DEFAULT_PROFILES_FILE (FASTRTPS_DEFAULT_PROFILES_FILE on Humble/Jazzy) to '
+        'config/fastdds_large_images.xml')
+    return ('Fast DDS runs without a profile: its 512 KB shared-memory segment loses or delays this node\'s large '
+            f'output images. Start the node with the launch file, which gives it one, or set {variable}.')
 
 
 def _to_rgb(msg: Any) -> np.ndarray:

@@ -25,6 +25,8 @@ __all__ = [
     'NODE_NAME',
     'NODE_PROGRAM',
     'NodeProcess',
+    'dds_profile_environment',
+    'dds_profile_in_use',
     'environment',
     'free_domain_id',
     'node_command',
@@ -60,11 +62,12 @@ def free_domain_id() -> int:
     return os.getpid() % 97 + 3
 
 
-def _dds_profile_environment() -> dict[str, str]:
+def dds_profile_environment() -> dict[str, str]:
     """The Fast DDS profile variable for large images (config/fastdds_large_images.xml), unless one is set.
 
-    Without it, frames of 640x480 and more are mostly lost between processes (Fast DDS's 512 KB
-    shared-memory segment overflows to fragmented UDP). Empty where the file is not installed.
+    A process that publishes frames of 640x480 and more needs it: Fast DDS writes a message into the
+    sending process's shared-memory segment, 512 KB by default, and what does not fit goes out as
+    fragmented UDP, mostly lost or late. Empty where the file is not installed.
     """
     if any(name in os.environ for name in _DDS_PROFILE_VARIABLES):
         return {}
@@ -84,12 +87,12 @@ def dds_profile_in_use() -> str | None:
 def ros_environment(domain_id: int, *, localhost: bool = True, dds_profile: bool = True) -> dict[str, str]:
     """Variables for the node and this process's participant: ``ROS_DOMAIN_ID``, localhost-only
     discovery (:data:`DISCOVERY_VARIABLES`, with ``localhost``) and the Fast DDS profile for large
-    images (with ``dds_profile``; see :func:`_dds_profile_environment`)."""
+    images (with ``dds_profile``; see :func:`dds_profile_environment`)."""
     env = {'ROS_DOMAIN_ID': str(domain_id)}
     if localhost:
         env.update(DISCOVERY_VARIABLES)
     if dds_profile:
-        env.update(_dds_profile_environment())
+        env.update(dds_profile_environment())
     return env
 
 

@@ -124,3 +124,23 @@ def test_publish_falls_back_to_deserializing_where_bytes_are_refused():
     for text in ('a', 'b'):
         _publish(publisher, String, serialize_message(String(data=text)), raw_ok, '/t')
     assert [m.data for m in publisher.sent] == ['a', 'b'] and raw_ok == {'/t': False}
+
+
+def test_play_command_gives_itself_the_large_image_dds_profile_unless_one_is_set_or_refused(monkeypatch, tmp_path):
+    import anomaly_seg_ros.bags as bags
+    from anomaly_seg_ros.bags import PlayResult
+
+    variables = ('FASTDDS_DEFAULT_PROFILES_FILE', 'FASTRTPS_DEFAULT_PROFILES_FILE')
+    for name in (*variables, 'ROS_DISTRO'):
+        monkeypatch.delenv(name, raising=False)
+    seen = []
+    monkeypatch.setattr(bags, 'play_bag', lambda *a, **k: seen.append({n: os.environ.get(n) for n in variables})
+                        or PlayResult())
+    assert cli.main(['bag', 'play', str(tmp_path)]) == 0
+    assert seen[-1]['FASTDDS_DEFAULT_PROFILES_FILE'].endswith('config/fastdds_large_images.xml')
+    assert 'FASTDDS_DEFAULT_PROFILES_FILE' not in os.environ  # only while playing
+    cli.main(['bag', 'play', str(tmp_path), '--no-dds-profile'])
+    assert seen[-1] == {n: None for n in variables}
+    monkeypatch.setenv('FASTRTPS_DEFAULT_PROFILES_FILE', '/mine.xml')
+    cli.main(['bag', 'play', str(tmp_path)])
+    assert seen[-1] == {'FASTDDS_DEFAULT_PROFILES_FILE': None, 'FASTRTPS_DEFAULT_PROFILES_FILE': '/mine.xml'}

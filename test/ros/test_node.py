@@ -1,6 +1,8 @@
 """The node in this process with a fake pipeline: outputs, laziness, bad frames, parameters."""
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 from fake_pipeline import make_fake_pipeline, rgb_frame
@@ -12,6 +14,7 @@ from anomaly_seg_ros.ros.parameters import ParameterError
 pytestmark = pytest.mark.ros
 
 ENCODINGS = {topic: spec.encoding for topic, spec in OUTPUT_TOPICS.items()}
+REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
 def _send_frames(probe, done, timeout=10.0, encoding='rgb8', size=(48, 80)):
@@ -281,3 +284,40 @@ def test_unknown_parameters_are_reported_not_silently_ignored(make_node, monkeyp
     monkeypatch.setattr(Node, 'get_logger', lambda self: logger)
     make_node(colour_map='turbo')
     assert any(level == 'warning' and "unknown parameters ['colour_map']" in text for level, text in logger.lines)
+
+
+_PROFILE_VARIABLES = ('FASTDDS_DEFAULT_PROFILES_FILE', 'FASTRTPS_DEFAULT_PROFILES_FILE')
+
+
+def _fast_dds_only() -> None:
+    from rclpy.utilities import get_rmw_implementation_identifier
+
+    if not get_rmw_implementation_identifier().startswith('rmw_fastrtps'):
+        pytest.skip('the DDS profile advice is for Fast DDS')
+
+
+def test_without_a_fast_dds_profile_the_node_says_which_variable_to_set(make_node, monkeypatch):
+    _fast_dds_only()
+    for name in (*_PROFILE_VARIABLES, 'ROS_DISTRO'):
+        monkeypatch.delenv(name, raising=False)
+    from rclpy.node import Node
+
+    logger = _Logger()
+    monkeypatch.setattr(Node, 'get_logger', lambda self: logger)
+    make_node()
+    warnings = [text for level, text in logger.lines if level == 'warning' and 'without a profile' in text]
+    assert len(warnings) == 1 and 'FASTDDS_DEFAULT_PROFILES_FILE=' in warnings[0], logger.lines
+    assert warnings[0].rstrip('.').endswith('config/fastdds_large_images.xml')
+
+
+def test_the_dds_profile_in_use_is_in_the_diagnostics_and_silences_the_advice(make_node, probe, monkeypatch):
+    _fast_dds_only()
+    profile = str(REPO_ROOT / 'config' / 'fastdds_large_images.xml')  # valid, should Fast DDS read it here
+    monkeypatch.setenv('FASTRTPS_DEFAULT_PROFILES_FILE', profile)
+    from rclpy.node import Node
+
+    logger = _Logger()
+    monkeypatch.setattr(Node, 'get_logger', lambda self: logger)
+    make_node(diagnostics_period=0.2)
+    assert not [text for _, text in logger.lines if 'without a profile' in text]
+    assert probe.wait_for_diagnostics(lambda values: 'dds_profile' in values)['dds_profile'] == profile
