@@ -21,6 +21,7 @@ from ..errors import AnomalySegError
 from ..resources import default_config_file, share_directories
 
 __all__ = [
+    'DDS_PROFILE_VARIABLES',
     'DISCOVERY_VARIABLES',
     'NODE_NAME',
     'NODE_PROGRAM',
@@ -37,7 +38,8 @@ NODE_NAME = 'anomaly_seg'
 NODE_PROGRAM = (sys.executable, '-m', 'anomaly_seg_ros.ros.node')
 #: localhost-only discovery: ROS_LOCALHOST_ONLY (Humble, Iron), ROS_AUTOMATIC_DISCOVERY_RANGE (Jazzy and later)
 DISCOVERY_VARIABLES = {'ROS_LOCALHOST_ONLY': '1', 'ROS_AUTOMATIC_DISCOVERY_RANGE': 'LOCALHOST'}
-_DDS_PROFILE_VARIABLES = ('FASTDDS_DEFAULT_PROFILES_FILE', 'FASTRTPS_DEFAULT_PROFILES_FILE')  # Fast DDS 3, 2
+#: where Fast DDS looks for a profile file: FASTDDS_... (Fast DDS 3), FASTRTPS_... (Fast DDS 2)
+DDS_PROFILE_VARIABLES = ('FASTDDS_DEFAULT_PROFILES_FILE', 'FASTRTPS_DEFAULT_PROFILES_FILE')
 _FAST_DDS_2_DISTROS = ('humble', 'iron', 'jazzy')
 
 
@@ -69,9 +71,9 @@ def dds_profile_environment() -> dict[str, str]:
     sending process's shared-memory segment, 512 KB by default, and what does not fit goes out as
     fragmented UDP, mostly lost or late. Empty where the file is not installed.
     """
-    if any(name in os.environ for name in _DDS_PROFILE_VARIABLES):
+    if any(name in os.environ for name in DDS_PROFILE_VARIABLES):
         return {}
-    variable = _DDS_PROFILE_VARIABLES[os.environ.get('ROS_DISTRO', '') in _FAST_DDS_2_DISTROS]
+    variable = DDS_PROFILE_VARIABLES[os.environ.get('ROS_DISTRO', '') in _FAST_DDS_2_DISTROS]
     for share in share_directories():
         profile = share / 'config' / 'fastdds_large_images.xml'
         if profile.is_file():
@@ -81,7 +83,7 @@ def dds_profile_environment() -> dict[str, str]:
 
 def dds_profile_in_use() -> str | None:
     """The Fast DDS profile file that a participant started now would read (None: Fast DDS's defaults)."""
-    return next((os.environ[name] for name in _DDS_PROFILE_VARIABLES if os.environ.get(name)), None)
+    return next((os.environ[name] for name in DDS_PROFILE_VARIABLES if os.environ.get(name)), None)
 
 
 def ros_environment(domain_id: int, *, localhost: bool = True, dds_profile: bool = True) -> dict[str, str]:

@@ -129,8 +129,8 @@ def test_publish_falls_back_to_deserializing_where_bytes_are_refused():
 def test_play_command_gives_itself_the_large_image_dds_profile_unless_one_is_set_or_refused(monkeypatch, tmp_path):
     import anomaly_seg_ros.bags as bags
     from anomaly_seg_ros.bags import PlayResult
+    from anomaly_seg_ros.ros.node_process import DDS_PROFILE_VARIABLES as variables
 
-    variables = ('FASTDDS_DEFAULT_PROFILES_FILE', 'FASTRTPS_DEFAULT_PROFILES_FILE')
     for name in (*variables, 'ROS_DISTRO'):
         monkeypatch.delenv(name, raising=False)
     seen = []

@@ -12,22 +12,21 @@ from pathlib import Path
 
 import pytest
 
-from anomaly_seg_ros.ros.node_process import ros_environment
+from anomaly_seg_ros.ros.node_process import DDS_PROFILE_VARIABLES, ros_environment
 
 pytestmark = pytest.mark.ros
 pytest.importorskip('rclpy')
 
 HERE = Path(__file__).resolve().parent
 PROFILE = HERE.parents[1] / 'config' / 'fastdds_large_images.xml'
-PROFILE_VARIABLES = ('FASTDDS_DEFAULT_PROFILES_FILE', 'FASTRTPS_DEFAULT_PROFILES_FILE')
 FRAMES = 12
 
 
 def _environment(domain: int, profile: bool) -> dict[str, str]:
-    env = {name: value for name, value in os.environ.items() if name not in PROFILE_VARIABLES}
+    env = {name: value for name, value in os.environ.items() if name not in DDS_PROFILE_VARIABLES}
     env.update(ros_environment(domain, dds_profile=False))
     if profile:
-        env.update({name: str(PROFILE) for name in PROFILE_VARIABLES})
+        env.update({name: str(PROFILE) for name in DDS_PROFILE_VARIABLES})
     return env
 
 

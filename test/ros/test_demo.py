@@ -16,6 +16,7 @@ from node_process import model_backend
 from anomaly_seg_ros.cli import build_parser
 from anomaly_seg_ros.demo import DemoError, DemoOptions, _domain_id, run_demo
 from anomaly_seg_ros.demo_sources import folder_source, synthetic_source
+from anomaly_seg_ros.ros.node_process import DDS_PROFILE_VARIABLES
 
 pytestmark = pytest.mark.ros
 
@@ -106,8 +107,7 @@ def test_demo_command_line_defaults():
 def test_the_demo_gives_its_processes_the_large_image_dds_profile_unless_one_is_set(monkeypatch):
     from anomaly_seg_ros.demo import _ros_env
 
-    for name in ('FASTDDS_DEFAULT_PROFILES_FILE', 'FASTRTPS_DEFAULT_PROFILES_FILE', 'ROS_DISTRO',
-                 'ROS_LOCALHOST_ONLY', 'ROS_AUTOMATIC_DISCOVERY_RANGE'):
+    for name in (*DDS_PROFILE_VARIABLES, 'ROS_DISTRO', 'ROS_LOCALHOST_ONLY', 'ROS_AUTOMATIC_DISCOVERY_RANGE'):
         monkeypatch.delenv(name, raising=False)
     env = _ros_env(7)
     assert env['ROS_DOMAIN_ID'] == '7' and env['ROS_LOCALHOST_ONLY'] == '1'

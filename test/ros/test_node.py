@@ -8,6 +8,7 @@ import pytest
 from fake_pipeline import make_fake_pipeline, rgb_frame
 from probe import compressed_msg, image_msg, stamp_ns
 
+from anomaly_seg_ros.ros.node_process import DDS_PROFILE_VARIABLES
 from anomaly_seg_ros.ros.outputs import OUTPUT_TOPICS
 from anomaly_seg_ros.ros.parameters import ParameterError
 
@@ -286,9 +287,6 @@ def test_unknown_parameters_are_reported_not_silently_ignored(make_node, monkeyp
     assert any(level == 'warning' and "unknown parameters ['colour_map']" in text for level, text in logger.lines)
 
 
-_PROFILE_VARIABLES = ('FASTDDS_DEFAULT_PROFILES_FILE', 'FASTRTPS_DEFAULT_PROFILES_FILE')
-
-
 def _fast_dds_only() -> None:
     from rclpy.utilities import get_rmw_implementation_identifier
 
@@ -298,7 +296,7 @@ def _fast_dds_only() -> None:
 
 def test_without_a_fast_dds_profile_the_node_says_which_variable_to_set(make_node, monkeypatch):
     _fast_dds_only()
-    for name in (*_PROFILE_VARIABLES, 'ROS_DISTRO'):
+    for name in (*DDS_PROFILE_VARIABLES, 'ROS_DISTRO'):
         monkeypatch.delenv(name, raising=False)
     from rclpy.node import Node
 
