@@ -132,7 +132,9 @@ class LabelSet:
 
     @property
     def palette(self) -> np.ndarray:
-        """(256, 3) uint8 color per train id; ignore and unused ids are black."""
+        """(256, 3) uint8 color per train id; ignore and unused ids are black.
+
+        Label maps are drawn with it by :func:`..visualization.colorize_labels`."""
         palette = np.zeros((256, 3), dtype=np.uint8)
         palette[: self.num_classes] = np.asarray(self.colors, dtype=np.uint8)
         return palette
@@ -149,11 +151,6 @@ class LabelSet:
     def void_mask(self, raw: np.ndarray) -> np.ndarray:
         """Boolean mask of raw label pixels that are void objects."""
         return np.isin(np.asarray(raw), np.asarray(self.void_ids, dtype=np.int64))
-
-    def colorize(self, train_ids: np.ndarray) -> np.ndarray:
-        """HxW train ids (uint8) -> HxWx3 uint8 RGB; ignore pixels are black."""
-        # np.take along axis 0: the same as palette[ids], 4x faster (3.6 vs 15 ms at 2048x1024)
-        return np.take(self.palette, np.asarray(train_ids, dtype=np.uint8), axis=0)
 
     def train_id(self, class_name: str) -> int:
         try:

@@ -5,7 +5,8 @@ import numpy as np
 import pytest
 
 from anomaly_seg_ros.imaging import prepare_image, resize_map, to_uint8_rgb
-from anomaly_seg_ros.visualization import colorize_heatmap, contact_sheet, overlay
+from anomaly_seg_ros.labels import CITYSCAPES, IGNORE_INDEX
+from anomaly_seg_ros.visualization import colorize_heatmap, colorize_labels, contact_sheet, overlay
 
 
 def test_prepare_image_gives_nchw_float_in_unit_range_at_the_requested_size():
@@ -35,6 +36,18 @@ def test_heatmap_endpoints_follow_the_colormap_and_saturate_outside_the_range():
     turbo = colorize_heatmap(values, 'turbo', value_range=(0.0, 2.0))
     assert turbo.shape == (1, 4, 3) and turbo.dtype == np.uint8
     assert not np.array_equal(turbo[0, 1], turbo[0, 3])
+
+
+def test_label_colors_are_the_label_sets_colors_and_ignore_is_black():
+    ids = np.random.default_rng(0).integers(0, CITYSCAPES.num_classes, (37, 53)).astype(np.uint8)
+    ids[::5, ::3] = IGNORE_INDEX
+    colored = colorize_labels(ids, CITYSCAPES)
+    assert colored.shape == (37, 53, 3) and colored.dtype == np.uint8
+    for train_id in (0, 13, CITYSCAPES.num_classes - 1):
+        assert (colored[ids == train_id] == CITYSCAPES.colors[train_id]).all()
+    assert not colored[ids == IGNORE_INDEX].any()
+    # a batch of maps (not the table-lookup path) gives the same pixels
+    np.testing.assert_array_equal(colorize_labels(np.stack([ids, ids]), CITYSCAPES)[1], colored)
 
 
 def test_unknown_colormap_and_empty_range_are_refused():

@@ -23,7 +23,7 @@ import numpy as np
 from ..imaging import resize_map
 from ..labels import LabelSet
 from ..pipeline import PipelineResult
-from ..visualization import colorize_heatmap, overlay
+from ..visualization import colorize_heatmap, colorize_labels, overlay
 from .conversions import array_to_image_fields, image_msg_to_array, image_to_cdr
 
 if TYPE_CHECKING:
@@ -89,7 +89,7 @@ def render(topic: str, result: PipelineResult, rgb: np.ndarray, label_set: Label
     if spec.kind == 'raw':
         return values
     if spec.kind == 'labels':
-        return label_set.colorize(values)
+        return colorize_labels(values, label_set)
     heatmaps = {} if heatmaps is None else heatmaps
     if spec.source not in heatmaps:
         heatmaps[spec.source] = colorize_heatmap(values, style.colormap, style.value_range)

@@ -52,11 +52,11 @@ def test_label_set_round_trips_through_its_dict_form(label_set):
     assert get_label_set(label_set.name) is label_set
 
 
-def test_colorize_paints_ignore_black():
-    colors = SYNTHETIC.colorize(np.array([[0, 255]], dtype=np.uint8))
-    assert colors.shape == (1, 2, 3) and colors.dtype == np.uint8
-    assert tuple(colors[0, 0]) == SYNTHETIC.colors[0]
-    assert tuple(colors[0, 1]) == (0, 0, 0)
+def test_palette_colors_each_train_id_and_leaves_ignore_and_unused_ids_black():
+    palette = CITYSCAPES.palette
+    assert palette.shape == (256, 3) and palette.dtype == np.uint8
+    assert [tuple(c) for c in palette[:CITYSCAPES.num_classes]] == [tuple(c) for c in CITYSCAPES.colors]
+    assert not palette[CITYSCAPES.num_classes:].any()
 
 
 def test_unknown_label_set_name_lists_the_built_in_ones():
