@@ -1,8 +1,8 @@
-"""Pictures of the pipeline's outputs: heatmaps, overlays, contact sheets. numpy and OpenCV only.
+"""Pictures of the pipeline's outputs: label colors, heatmaps, overlays, contact sheets. numpy and OpenCV only.
 
 Used by the node (colorized topics), the demo, evaluation and the README figures, so a map looks
-the same everywhere. Colormaps are 256-entry lookup tables applied by indexing (vectorized, no
-per-call colormap computation).
+the same everywhere. Colormaps and label palettes are 256-entry RGB tables, applied to 2-D maps by
+OpenCV's table lookup (``cv2.applyColorMap`` with the table as a user colormap).
 """
 from __future__ import annotations
 
