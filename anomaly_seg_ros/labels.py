@@ -26,6 +26,7 @@ __all__ = [
     'CityscapesLabel',
     'LabelSet',
     'CITYSCAPES_LABELS',
+    'class_mapping',
     'get_label_set',
 ]
 
@@ -230,6 +231,36 @@ CAMVID = LabelSet(
 )
 
 LABEL_SETS: dict[str, LabelSet] = {ls.name: ls for ls in (CITYSCAPES, CAMVID, SYNTHETIC)}
+
+# Cityscapes train classes as CamVid's eleven (the SegNet grouping: wall is building, terrain is
+# vegetation like CamVid's VegetationMisc, every vehicle is car, a motorcycle is a bicyclist).
+_CITYSCAPES_AS_CAMVID = {
+    'road': 'road', 'sidewalk': 'pavement', 'building': 'building', 'wall': 'building', 'fence': 'fence',
+    'pole': 'pole', 'traffic light': 'sign symbol', 'traffic sign': 'sign symbol', 'vegetation': 'tree',
+    'terrain': 'tree', 'sky': 'sky', 'person': 'pedestrian', 'rider': 'bicyclist', 'car': 'car', 'truck': 'car',
+    'bus': 'car', 'train': 'car', 'motorcycle': 'bicyclist', 'bicycle': 'bicyclist',
+}
+_CLASS_MAPPINGS = {('cityscapes', 'camvid'): _CITYSCAPES_AS_CAMVID}
+
+
+def class_mapping(source: LabelSet, target: LabelSet) -> np.ndarray:
+    """(256,) uint8 table from ``source`` train ids to ``target`` train ids (ignore stays ignore), for
+    scoring a model's semantic map against another dataset's labels (e.g. Cityscapes classes on CamVid).
+
+    Raises:
+        KeyError: no mapping is known between the two label sets.
+    """
+    table = np.full(256, IGNORE_INDEX, dtype=np.uint8)
+    if source.class_names == target.class_names:
+        table[:source.num_classes] = np.arange(source.num_classes)
+        return table
+    names = _CLASS_MAPPINGS.get((source.name, target.name))
+    if names is None:
+        raise KeyError(f'no class mapping from label set {source.name!r} to {target.name!r}; known: '
+                       f'{", ".join(f"{a} -> {b}" for a, b in _CLASS_MAPPINGS)}')
+    for train_id, name in enumerate(source.class_names):
+        table[train_id] = target.train_id(names[name])
+    return table
 
 
 def get_label_set(name: str) -> LabelSet:

@@ -127,7 +127,8 @@ class PerceptualStage(nn.Module):
     (perceptual_difference f32 (N, 1, Hp, Wp) [0, 1],).
 
     Both images are bilinearly resized to ``size`` = (Hp, Wp), normalized, and compared with the
-    frozen VGG19 features (eq. 3); the raw map is scaled by the calibrated ``scale`` and clipped
+    frozen features of ``vgg``: VGG19 with eq. 3, or a network with its own ``difference`` (SqueezeNet:
+    LPIPS or eq. 3 on unit-normalized features); the raw map is scaled by the calibrated ``scale`` and clipped
     (``normalization='calibrated'``) or min-max normalized per image (``'minmax'``).
     """
 
@@ -149,7 +150,11 @@ class PerceptualStage(nn.Module):
         r = self.normalize(resize_bilinear(synthesis, self.size))
         batch = static_dim(x, 0)
         features = self.vgg(torch.cat([x, r], dim=0))
-        return perceptual_difference([f[:batch] for f in features], [f[batch:] for f in features], self.size)
+        features_x, features_r = [f[:batch] for f in features], [f[batch:] for f in features]
+        difference = getattr(self.vgg, 'difference', None)  # a network with its own distance (SqueezeNet LPIPS)
+        if difference is not None:
+            return difference(features_x, features_r, self.size)
+        return perceptual_difference(features_x, features_r, self.size)
 
     def forward(self, image: Tensor, synthesis: Tensor) -> tuple[Tensor]:
         raw = self.raw_difference(image, synthesis)
@@ -204,7 +209,7 @@ def _check_network(stage: str, config: ModelConfig, network: nn.Module) -> None:
     size = _size(stage_cfg.input_size)
     divisor = _DIVISOR[stage]
     if stage == 'segmentation' and not isinstance(network, ICNet):
-        divisor = 1
+        divisor = int(getattr(network, 'size_divisor', 1))
     if size[0] % divisor or size[1] % divisor:
         raise ModelError(f'stage {stage!r}: input_size {size[0]}x{size[1]} must be divisible by {divisor} '
                          f'for its network; change stages.{stage}.input_size')

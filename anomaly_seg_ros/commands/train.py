@@ -11,13 +11,14 @@ __all__ = ['register']
 
 _DATASETS = ('cityscapes', 'camvid', 'synthetic')
 _STAGES = {
-    'segmentation': 'ICNet with cascade label guidance, poly LR, scale/crop/flip augmentation; mIoU each epoch',
+    'segmentation': 'ICNet with cascade label guidance, poly LR, scale/crop/flip augmentation; mIoU each epoch; '
+                    'or --pretrained: import public weights (ESPNetv2 Cityscapes) and score them on val',
     'synthesis': 'SPADE generator + multi-scale discriminator (hinge GAN, feature matching, VGG loss with '
                  '--vgg-weights, TTUR) on ground-truth semantic maps',
     'calibrate': 'perceptual difference scale (stages.perceptual.scale) from training frames vs their re-synthesis',
     'dissimilarity': 'the paper\'s data generator (A: class swap, B: void objects; cached) and the dissimilarity '
                      'network (ENet-weighted CE, Adam, reduce-on-plateau)',
-    'all': 'segmentation -> synthesis -> calibrate -> dissimilarity -> tune-ensemble -> ONNX export',
+    'all': 'segmentation -> synthesis -> calibrate -> dissimilarity -> ONNX export -> tune-ensemble',
 }
 
 
@@ -27,9 +28,10 @@ def _common(parser: argparse.ArgumentParser, stage: str) -> None:
     parser.add_argument('--out', required=True, type=Path, metavar='DIR', help='model directory to create or extend')
     parser.add_argument('--work', type=Path, metavar='DIR',
                         help='checkpoints, logs (CSV, TensorBoard) and generated data (default OUT/training)')
-    parser.add_argument('--config', default='light', metavar='light|demo|paper|FILE',
-                        help='preset (paper: full scale for a GPU; light: CPU-sized; demo: the shipped models/demo) '
-                             'or YAML configuration file (default %(default)s)')
+    parser.add_argument('--config', default='light', metavar='light|demo|real|paper|FILE',
+                        help='preset (paper: full scale for a GPU; light: CPU-sized; demo: the shipped models/demo; '
+                             'real: the shipped real-frame model from public weights and CamVid) or YAML '
+                             'configuration file (default %(default)s)')
     parser.add_argument('--set', action='append', default=[], metavar='KEY=VALUE', dest='sets',
                         help='override any configuration value, e.g. --set dissimilarity.batch_size=8 (repeatable)')
     parser.add_argument('--seed', type=int, help='random seed (default 0)')
@@ -48,6 +50,15 @@ def _common(parser: argparse.ArgumentParser, stage: str) -> None:
         parser.add_argument('--no-export', action='store_true', help='do not export ONNX graphs at the end')
         parser.add_argument('--half-weights', action='store_true',
                             help='store the .pt weights in float16 (half the size; ONNX exported from them)')
+    if stage in ('segmentation', 'all'):
+        parser.add_argument('--pretrained', type=Path, metavar='FILE',
+                            help='import these public weights as the segmentation stage instead of training it '
+                                 '(ESPNetv2 Cityscapes .pth for architecture espnetv2; see --config real)')
+    if stage in ('calibrate', 'dissimilarity', 'all'):
+        parser.add_argument('--squeezenet-weights', type=Path, metavar='FILE',
+                            help='SqueezeNet v1.1 ImageNet features (.npz) for a squeezenet_features perceptual stage')
+        parser.add_argument('--lpips-weights', type=Path, metavar='FILE',
+                            help='LPIPS v0.1 SqueezeNet heads (.npz) for its lpips distance')
     if stage in ('synthesis', 'calibrate', 'dissimilarity', 'all'):
         parser.add_argument('--vgg-weights', type=Path, metavar='FILE',
                             help='torchvision VGG19 ImageNet state dict: perceptual stage (width 1) and the '
@@ -128,6 +139,8 @@ def _overrides(args: argparse.Namespace) -> dict[str, Any]:
         'data': {'dataset': args.dataset, 'root': str(args.root), 'train_limit': args.train_limit,
                  'val_limit': args.val_limit},
     }
+    for key in ('squeezenet_weights', 'lpips_weights'):
+        over[key] = str(get(key)) if get(key) else None
     if stage in ('segmentation', 'synthesis', 'dissimilarity'):
         over[stage] = {'epochs': args.epochs, 'batch_size': args.batch_size}
     if stage == 'all':
@@ -135,6 +148,8 @@ def _overrides(args: argparse.Namespace) -> dict[str, Any]:
             over[name] = {'epochs': get(f'epochs_{name}')}
         over['export'] = {'onnx': False if args.no_export else None,
                           'torch_dtype': 'float16' if args.half_weights else None}
+    if get('pretrained'):
+        over.setdefault('segmentation', {})['pretrained'] = str(args.pretrained)
     if stage in ('dissimilarity', 'all'):
         diss = over.setdefault('dissimilarity', {})
         diss.update({'vgg16_weights': str(args.vgg16_weights) if args.vgg16_weights else None,

@@ -9,7 +9,7 @@ from __future__ import annotations
 from .anomaly_sets import FishyscapesDataset, FolderDataset, RoadAnomalyDataset
 from .camvid import CamVidDataset
 from .cityscapes import CityscapesDataset
-from .registry import DATASET_KINDS, SYNTHETIC_ANOMALY_SPLIT, dataset_splits, open_dataset
+from .registry import DATASET_KINDS, SYNTHETIC_ANOMALY_SPLIT, dataset_splits, open_dataset, open_dataset_for_model
 from .sample import Dataset, PairedDataset, Sample, read_label, read_rgb
 from .summary import DatasetSummary, summarize
 
@@ -27,6 +27,7 @@ __all__ = [
     'Sample',
     'dataset_splits',
     'open_dataset',
+    'open_dataset_for_model',
     'read_label',
     'read_rgb',
     'summarize',

@@ -11,7 +11,7 @@ from .cityscapes import CityscapesDataset
 from .cityscapes import available_splits as _cityscapes_splits
 from .sample import PairedDataset
 
-__all__ = ['DATASET_KINDS', 'SYNTHETIC_ANOMALY_SPLIT', 'dataset_splits', 'open_dataset']
+__all__ = ['DATASET_KINDS', 'SYNTHETIC_ANOMALY_SPLIT', 'dataset_splits', 'open_dataset', 'open_dataset_for_model']
 
 DATASET_KINDS = ('cityscapes', 'camvid', 'synthetic', 'road_anomaly', 'fishyscapes', 'folder')
 # The anomaly split of a generated synthetic dataset: DIR/anomaly_test in the Fishyscapes layout.
@@ -83,3 +83,14 @@ def open_dataset(kind: str, root: str | Path, split: str | None = None,
 def _check_kind(kind: str) -> None:
     if kind not in DATASET_KINDS:
         raise DatasetError(f'unknown dataset kind {kind!r}; choose one of {", ".join(DATASET_KINDS)}')
+
+
+def open_dataset_for_model(kind: str, root: str | Path, split: str | None, label_set: LabelSet) -> PairedDataset:
+    """A reader in a model's label set where the dataset's raw ids are that set's (Cityscapes-format data for a
+    Cityscapes-class model), else in the dataset's own labels (CamVid frames for a Cityscapes-class model: their
+    void mask and anomaly labels hold, their classes are compared through :func:`~..labels.class_mapping`)."""
+    native = open_dataset(kind, root, split)
+    own = native.label_set
+    if own is not None and dict(own.raw_names) != dict(label_set.raw_names):
+        return native
+    return open_dataset(kind, root, split, label_set)

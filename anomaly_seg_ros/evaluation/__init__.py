@@ -11,6 +11,7 @@ from .evaluate import (
     FrameExample,
     FrameScore,
     evaluate_dataset,
+    evaluate_semantic,
     iter_cue_maps,
 )
 from .metrics import (
@@ -42,6 +43,7 @@ __all__ = [
     'SemanticMetrics',
     'anomaly_metrics',
     'evaluate_dataset',
+    'evaluate_semantic',
     'iter_cue_maps',
     'semantic_metrics',
 ]

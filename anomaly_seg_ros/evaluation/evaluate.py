@@ -25,7 +25,7 @@ import cv2
 import numpy as np
 
 from ..errors import DatasetError
-from ..labels import IGNORE_INDEX
+from ..labels import IGNORE_INDEX, class_mapping
 from .metrics import (
     DEFAULT_BINS,
     DEFAULT_EXACT_LIMIT,
@@ -43,6 +43,7 @@ __all__ = [
     'FrameExample',
     'FrameScore',
     'evaluate_dataset',
+    'evaluate_semantic',
     'iter_cue_maps',
 ]
 
@@ -287,3 +288,27 @@ def _push(heap: list[tuple[float, int, FrameExample]], item: tuple[float, int, F
         heapq.heappush(heap, item)
     else:
         heapq.heapreplace(heap, item)
+
+
+def evaluate_semantic(pipeline: Any, dataset: Any, limit: int | None = None, progress: bool = True,
+                      name: str | None = None) -> SemanticMetrics:
+    """mIoU of the pipeline's semantic map on a segmentation dataset, in the dataset's classes.
+
+    Where the model's classes are not the dataset's, predictions go through
+    :func:`~..labels.class_mapping` first (Cityscapes classes scored on CamVid).
+
+    Raises:
+        KeyError: no class mapping between the model's and the dataset's label sets.
+        DatasetError: no frame has a semantic map.
+    """
+    model_labels = pipeline.label_set
+    labels = getattr(dataset, 'label_set', None) or model_labels
+    table = class_mapping(model_labels, labels)
+    matrix = ConfusionMatrix(labels.num_classes, IGNORE_INDEX)
+    for _, sample, maps, _ in iter_cue_maps(pipeline, dataset, (), True, limit, progress,
+                                            f'segment {name or ""}'.strip()):
+        if sample.semantic is not None:
+            matrix.update(table[maps['semantic']], sample.semantic)
+    if not matrix.matrix.sum():
+        raise DatasetError(f'no frame of {name or "the dataset"} has semantic labels')
+    return matrix.compute()

@@ -16,8 +16,11 @@ from torch import nn
 from ..errors import ModelError
 from .discriminator import multiscale_discriminator
 from .dissimilarity import dissimilarity_network
+from .espnetv2 import espnetv2
 from .generator import spade_generator
 from .icnet import ICNet, icnet_light, icnet_resnet50
+from .pretrained import load_espnetv2_cityscapes
+from .squeezenet import squeezenet_features
 from .vgg import vgg16_encoder, vgg19_features
 
 __all__ = [
@@ -28,6 +31,7 @@ __all__ = [
     'build_network',
     'count_parameters',
     'light_architectures',
+    'load_pretrained',
     'normalize_architecture',
     'paper_architectures',
 ]
@@ -36,8 +40,10 @@ NETWORK_BUILDERS: dict[str, Callable[..., nn.Module]] = {
     'icnet': ICNet,
     'icnet_light': icnet_light,
     'icnet_resnet50': icnet_resnet50,
+    'espnetv2': espnetv2,
     'spade_generator': spade_generator,
     'vgg19_features': vgg19_features,
+    'squeezenet_features': squeezenet_features,
     'vgg16_encoder': vgg16_encoder,
     'dissimilarity': dissimilarity_network,
     'multiscale_discriminator': multiscale_discriminator,
@@ -45,16 +51,19 @@ NETWORK_BUILDERS: dict[str, Callable[..., nn.Module]] = {
 
 # Builders allowed for each pipeline stage.
 STAGE_NETWORKS: dict[str, tuple[str, ...]] = {
-    'segmentation': ('icnet', 'icnet_light', 'icnet_resnet50'),
+    'segmentation': ('icnet', 'icnet_light', 'icnet_resnet50', 'espnetv2'),
     'synthesis': ('spade_generator',),
-    'perceptual': ('vgg19_features',),
+    'perceptual': ('vgg19_features', 'squeezenet_features'),
     'dissimilarity': ('dissimilarity',),
 }
 
 # Builder arguments that are not architecture (they never appear in model.yaml).
-_RUNTIME_ARGS = {'weights', 'encoder_weights', 'warn_if_random'}
-# Which builder argument takes a torchvision ImageNet VGG file, per builder.
-_IMAGENET_ARG = {'vgg19_features': 'weights', 'vgg16_encoder': 'weights', 'dissimilarity': 'encoder_weights'}
+_RUNTIME_ARGS = {'weights', 'encoder_weights', 'lpips_weights', 'warn_if_random'}
+# Which builder argument takes an ImageNet weights file (torchvision VGG, Caffe SqueezeNet), per builder.
+_IMAGENET_ARG = {'vgg19_features': 'weights', 'vgg16_encoder': 'weights', 'dissimilarity': 'encoder_weights',
+                 'squeezenet_features': 'weights'}
+# Builders whose published weights (another project's file format) load into the built network.
+_PRETRAINED_LOADERS: dict[str, Callable[[Any, str | Path], None]] = {'espnetv2': load_espnetv2_cityscapes}
 
 PAPER_INPUT_SIZES: dict[str, tuple[int, int]] = {
     'segmentation': (1024, 2048), 'synthesis': (256, 512), 'perceptual': (256, 512), 'dissimilarity': (256, 512)}
@@ -116,14 +125,16 @@ def normalize_architecture(architecture: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def build_network(stage: str, architecture: Mapping[str, Any], *, imagenet_weights: str | Path | None = None,
-                  warn_if_random: bool = True) -> nn.Module:
+                  lpips_weights: str | Path | None = None, warn_if_random: bool = True) -> nn.Module:
     """Construct (randomly initialized) the network of ``stage`` from its architecture dict.
 
     Args:
         stage: 'segmentation' | 'synthesis' | 'perceptual' | 'dissimilarity'.
         architecture: ``{'name': builder, **kwargs}`` (see :data:`NETWORK_BUILDERS`).
-        imagenet_weights: torchvision VGG ImageNet state dict file for the VGG-based stages
-            (perceptual: VGG19, dissimilarity: the VGG16 encoder); width 1 only.
+        imagenet_weights: ImageNet weights for the perceptual and dissimilarity stages: a torchvision VGG
+            state dict (perceptual VGG19, the dissimilarity VGG16 encoder; width 1 only) or the Caffe
+            SqueezeNet v1.1 features (``.npz``, perceptual ``squeezenet_features``).
+        lpips_weights: LPIPS heads (``.npz``) for ``squeezenet_features`` with distance 'lpips'.
         warn_if_random: warn once when a VGG starts without ImageNet weights (set False when a
             trained state dict is loaded right after).
 
@@ -148,12 +159,30 @@ def build_network(stage: str, architecture: Mapping[str, Any], *, imagenet_weigh
         kwargs['warn_if_random'] = warn_if_random
     if imagenet_weights is not None:
         if name not in _IMAGENET_ARG:
-            raise ValueError(f'ImageNet VGG weights apply to the perceptual and dissimilarity stages, not {stage!r}')
+            raise ValueError(f'ImageNet weights apply to the perceptual and dissimilarity stages, not {stage!r}')
         kwargs[_IMAGENET_ARG[name]] = imagenet_weights
+    if lpips_weights is not None:
+        if 'lpips_weights' not in params:
+            raise ValueError(f'LPIPS heads apply to the squeezenet_features perceptual network, not {name!r}')
+        kwargs['lpips_weights'] = lpips_weights
     try:
         return builder(**kwargs)
     except (TypeError, ValueError) as exc:
         raise ModelError(f'architecture of stage {stage!r} ({name}) is invalid: {exc}') from exc
+
+
+def load_pretrained(network: nn.Module, architecture: Mapping[str, Any], path: str | Path) -> None:
+    """Load another project's published weights for ``architecture`` into ``network`` (in place).
+
+    Raises:
+        ModelError: the architecture has no known published format, or the file does not fit it.
+    """
+    name = architecture.get('name')
+    loader = _PRETRAINED_LOADERS.get(str(name))
+    if loader is None:
+        raise ModelError(f'no published weights format is known for {name!r}; pretrained weights load for: '
+                         f'{sorted(_PRETRAINED_LOADERS)} (train this stage instead)')
+    loader(network, path)
 
 
 def count_parameters(module: nn.Module) -> int:

@@ -1,5 +1,5 @@
-"""``train all``: segmentation -> synthesis -> perceptual calibration -> dissimilarity -> ensemble
-tuning -> (optional half-precision .pt files) -> ONNX export, leaving a complete model directory.
+"""``train all``: segmentation -> synthesis -> perceptual calibration -> dissimilarity -> (optional
+half-precision .pt files) -> ONNX export -> ensemble tuning, leaving a complete model directory.
 
 Every step resumes (``resume=True``): finished stages are not retrained, an interrupted one continues
 from its last checkpoint. ``model.yaml``'s provenance records the command, seed, commit, machine,
@@ -66,16 +66,22 @@ def train_all(config: TrainConfig, out_dir: str | Path, work_dir: str | Path | N
     stages.append(calibrate_perceptual(config, out_dir, show_progress=show_progress, log=log))
     stages.append(train_dissimilarity(config, out_dir, **kwargs))
     log(stages[-1].summary())
-    ens = config.ensemble
-    device = None if config.device in ('auto', '') else config.device
-    ensemble = tune_ensemble(out_dir, config.data.dataset, config.data.root, ens.split, ens.grid,
-                             ens.limit if ens.limit is not None else config.data.val_limit, ens.bins, ens.backend,
-                             device, show_progress=show_progress, log=log)
     model = load_model_config(out_dir)
     if config.export.torch_dtype == 'float16':
         saved = compact_network_files(out_dir, model)
         log(f'train all: stored the .pt weights in float16 ({saved / 1e6:.1f} MB saved)')
+    # Exported before the ensemble is tuned: the graphs take the weights as an input, and the tuning can then
+    # run on the deployed graphs (ensemble.backend: onnxruntime).
     exported = _export(out_dir, log) if config.export.onnx else False
+    ens = config.ensemble
+    backend = ens.backend
+    if backend != 'torch' and not exported:
+        log(f'train all: no ONNX graphs were exported; tuning the ensemble with the torch backend, not {backend}')
+        backend = 'torch'
+    device = None if config.device in ('auto', '') else config.device
+    ensemble = tune_ensemble(out_dir, config.data.dataset, config.data.root, ens.split, ens.grid,
+                             ens.limit if ens.limit is not None else config.data.val_limit, ens.bins, backend,
+                             device, show_progress=show_progress, log=log)
     by_stage = {s.stage: s for s in stages}
     validation = {
         'segmentation_miou': by_stage['segmentation'].validation['val_miou'],

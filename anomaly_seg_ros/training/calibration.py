@@ -4,7 +4,8 @@ The raw eq. 3 map is computed as the pipeline computes it, between training fram
 re-synthesis from the PREDICTED semantic map (the trained segmentation and synthesis stages), and
 ``scale = 1 / quantile`` of its pixel values (default the 99th percentile), so that the map of an
 ordinary frame lands in [0, 1] and only unusual differences saturate. The perceptual network
-(``perceptual.pt``: frozen VGG19, with ImageNet weights when given, else seeded random features)
+(``perceptual.pt``: frozen VGG19 or SqueezeNet, with ImageNet weights when given, else seeded random
+features)
 is written first if the model directory has none.
 """
 from __future__ import annotations
@@ -32,8 +33,9 @@ _PIXELS_PER_FRAME = 20000
 
 
 def ensure_perceptual_network(out_dir: str | Path, config: TrainConfig) -> Path:
-    """Write ``perceptual.pt`` (VGG19 features, ImageNet weights from ``config.vgg19_weights`` when
-    given, else random features drawn from ``config.seed``) unless the model directory has it."""
+    """Write ``perceptual.pt`` unless the model directory has it: VGG19 features with ``config.vgg19_weights``,
+    or SqueezeNet features with ``config.squeezenet_weights`` (and ``config.lpips_weights``), random features
+    drawn from ``config.seed`` where no file is given."""
     out_dir = Path(out_dir)
     model = load_model_config(out_dir)
     stage_cfg = model.stage(STAGE)
@@ -41,8 +43,13 @@ def ensure_perceptual_network(out_dir: str | Path, config: TrainConfig) -> Path:
     if path.is_file():
         return path
     torch.manual_seed(config.seed)
-    network = build_network(STAGE, stage_cfg.architecture, imagenet_weights=config.vgg19_weights,
-                            warn_if_random=config.vgg19_weights is None)
+    if stage_cfg.architecture.get('name') == 'squeezenet_features':
+        lpips = config.lpips_weights if stage_cfg.architecture.get('distance', 'lpips') == 'lpips' else None
+        network = build_network(STAGE, stage_cfg.architecture, imagenet_weights=config.squeezenet_weights,
+                                lpips_weights=lpips)
+    else:
+        network = build_network(STAGE, stage_cfg.architecture, imagenet_weights=config.vgg19_weights,
+                                warn_if_random=config.vgg19_weights is None)
     return save_stage_network(out_dir, model, STAGE, network)
 
 

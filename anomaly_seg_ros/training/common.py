@@ -8,6 +8,7 @@ validation figures).
 from __future__ import annotations
 
 import csv
+import hashlib
 import os
 import platform
 import random
@@ -30,6 +31,7 @@ __all__ = [
     'RunLogger',
     'StageResult',
     'Timer',
+    'file_sha256',
     'format_duration',
     'git_commit',
     'machine_info',
@@ -84,6 +86,15 @@ def git_commit() -> str | None:
     except (OSError, subprocess.SubprocessError):
         return None
     return head + ('+dirty' if dirty else '')
+
+
+def file_sha256(path: str | Path) -> str:
+    """Hex SHA-256 of a file's bytes (provenance of imported weights)."""
+    digest = hashlib.sha256()
+    with Path(path).open('rb') as handle:
+        for block in iter(lambda: handle.read(1 << 20), b''):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 def machine_info(device: torch.device | None = None) -> dict[str, Any]:

@@ -56,6 +56,9 @@ class DataConfig:
     train_limit: int | None = None      # use only the first N training frames
     val_limit: int | None = None        # use only the first N validation frames
     cache_in_memory: bool = True        # keep decoded frames in RAM (skipped above ~4 GB)
+    semantic: str = 'ground_truth'      # maps the synthesis and the data generator start from:
+    #                                     'ground_truth' (the dataset's labels) or 'predicted' (the segmentation
+    #                                     stage's own predictions; for a label set the dataset does not have)
 
 
 @dataclass
@@ -74,6 +77,7 @@ class SegmentationConfig:
     flip: bool = True
     aux_weights: list[float] = field(default_factory=lambda: [0.4, 0.4])  # 1/8 (sub24), 1/16 (sub4) outputs
     steps_per_epoch: int | None = None          # cap (tests and quick runs)
+    pretrained: str | None = None               # import these public weights instead of training (see pretrained.py)
 
 
 @dataclass
@@ -168,6 +172,9 @@ class TrainConfig:
     num_workers: int = 0
     vgg19_weights: str | None = None            # torchvision VGG19 ImageNet state dict: perceptual stage
     #                                             (width 1) and the synthesis VGG loss (off without it)
+    squeezenet_weights: str | None = None       # SqueezeNet v1.1 ImageNet features (.npz): squeezenet perceptual stage
+    lpips_weights: str | None = None            # LPIPS v0.1 SqueezeNet heads (.npz): its 'lpips' distance
+    label_set: str | None = None                # the model's classes (default: the training dataset's)
     data: DataConfig = field(default_factory=DataConfig)
     input_sizes: dict[str, list[int]] = field(default_factory=dict)
     architectures: dict[str, dict[str, Any]] = field(default_factory=dict)
@@ -208,6 +215,27 @@ PRESETS['demo'] = {
     'synthesis': {'epochs': 8, 'batch_size': 4, 'decay_start_epoch': 4, 'lambda_l1': 20.0,
                   'discriminator': {'ndf': 32}},
     'dissimilarity': {'epochs': 6},
+    'export': {'torch_dtype': 'float16'},
+}
+
+# Real camera frames (models/camvid_real, the node's default): public ESPNetv2 Cityscapes weights as the
+# segmentation stage (--pretrained; 512x256, the CPU working point), SqueezeNet ImageNet features with the LPIPS
+# heads as the perceptual stage, and the synthesis and dissimilarity stages trained on CamVid train frames from
+# the segmentation's own predicted Cityscapes maps (data.semantic: predicted). The generator has the demo's width
+# (ngf 6): a wider one does not fit the 25 MB a shipped model directory may take. About 1 h on 2 CPU cores.
+PRESETS['real'] = {
+    **PRESETS['light'],
+    'label_set': 'cityscapes',
+    'data': {'dataset': 'camvid', 'semantic': 'predicted'},
+    'architectures': {
+        'segmentation': {'name': 'espnetv2', 'scale': 2.0, 'keep_background': False},
+        'synthesis': {'ngf': 6, 'spade_hidden': 24},
+        'perceptual': {'name': 'squeezenet_features', 'distance': 'lpips'},
+    },
+    'synthesis': {'epochs': 20, 'batch_size': 4, 'decay_start_epoch': 10, 'lambda_l1': 20.0,
+                  'discriminator': {'ndf': 32}},
+    'dissimilarity': {'epochs': 10},
+    'ensemble': {'backend': 'onnxruntime'},
     'export': {'torch_dtype': 'float16'},
 }
 
@@ -324,6 +352,8 @@ def validate_config(config: TrainConfig) -> TrainConfig:
                         f'{config.dissimilarity.class_weighting!r}')
     if config.export.torch_dtype not in ('float32', 'float16'):
         problems.append(f"export.torch_dtype must be 'float32' or 'float16', got {config.export.torch_dtype!r}")
+    if config.data.semantic not in ('ground_truth', 'predicted'):
+        problems.append(f"data.semantic must be 'ground_truth' or 'predicted', got {config.data.semantic!r}")
     if config.calibration.normalization not in ('calibrated', 'minmax'):
         problems.append(f"calibration.normalization must be 'calibrated' or 'minmax', got "
                         f'{config.calibration.normalization!r}')

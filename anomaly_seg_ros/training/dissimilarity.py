@@ -26,10 +26,10 @@ from ..networks import build_network, one_hot
 from .calibration import ensure_perceptual_network
 from .common import Checkpoint, RunLogger, StageResult, Timer, progress
 from .config import TrainConfig, config_to_dict
-from .frames import open_frames
 from .generated_set import GeneratedSet, load_or_generate
 from .loop import EpochData, begin_stage, cross_entropy, normalize_images, resume_from
 from .model_dir import record_stage, save_stage_network
+from .predicted import stage_frames
 
 __all__ = ['enet_class_weights', 'generated_sets', 'train_dissimilarity']
 
@@ -52,7 +52,7 @@ def generated_sets(config: TrainConfig, out_dir: Path, work: Path, split: str, d
     model = load_model_config(out_dir)
     sources = [s.upper() for s in config.dissimilarity.generator.sources]
     limit = config.data.train_limit if split == config.data.train_split else config.data.val_limit
-    frames = open_frames(config.data, split, tuple(model.stage('segmentation').input_size), model.label_set, limit)
+    frames = stage_frames(config, out_dir, model, split, limit, device, work.parent / 'predicted', show_progress, log)
     cache = Path(config.dissimilarity.cache_dir or work.parent / 'generated')
     return [load_or_generate(out_dir, model, frames, split, source, config.dissimilarity.generator, config.seed,
                              cache, device, show_progress, log) for source in sources]

@@ -26,7 +26,7 @@ from typing import Any
 
 import numpy as np
 
-from ..data import SYNTHETIC_ANOMALY_SPLIT, Sample, open_dataset
+from ..data import SYNTHETIC_ANOMALY_SPLIT, Sample, open_dataset_for_model
 from ..errors import DatasetError
 from ..evaluation import TPR_TARGET, iter_cue_maps
 from ..model_config import load_model_config
@@ -188,7 +188,7 @@ def tune_ensemble(model_dir: str | Path, dataset: str, root: str | Path, split: 
                            'would no longer be a test; use the validation split (--split val)')
     timer = Timer()
     model = load_model_config(model_dir)
-    frames = _LabelledFrames(open_dataset(dataset, Path(root), split, model.label_set))
+    frames = _LabelledFrames(open_dataset_for_model(dataset, root, split, model.label_set))
     weights = weight_grid(grid)
     scorer = GridScorer(weights, bins)
     count = 0

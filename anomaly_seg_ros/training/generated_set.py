@@ -22,10 +22,11 @@ import yaml
 
 from ..model_config import ModelConfig
 from ..stage_modules import load_stage_modules
-from .common import progress, rng_for
+from .common import file_sha256, progress, rng_for
 from .config import DataGeneratorConfig
 from .data_generator import generate_batch
 from .frames import Frames
+from .predicted import PredictedFrames
 
 __all__ = ['GENERATOR_VERSION', 'GeneratedSet', 'generated_set_key', 'load_or_generate']
 
@@ -54,17 +55,10 @@ class GeneratedSet:
         return cls(directory, arrays, list(meta['names']), meta)
 
 
-def _file_hash(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open('rb') as handle:
-        for block in iter(lambda: handle.read(1 << 20), b''):
-            digest.update(block)
-    return digest.hexdigest()
-
-
-def load_or_generate(model_dir: str | Path, model: ModelConfig, frames: Frames, split: str, source: str,
-                     settings: DataGeneratorConfig, seed: int, cache_root: str | Path, device: torch.device,
-                     show_progress: bool = True, log: Callable[[str], None] = print) -> GeneratedSet:
+def load_or_generate(model_dir: str | Path, model: ModelConfig, frames: Frames | PredictedFrames, split: str,
+                     source: str, settings: DataGeneratorConfig, seed: int, cache_root: str | Path,
+                     device: torch.device, show_progress: bool = True,
+                     log: Callable[[str], None] = print) -> GeneratedSet:
     """The generated set of ``source`` for ``frames``: from the cache when present, else generated."""
     model_dir, cache_root = Path(model_dir), Path(cache_root)
     key, description = generated_set_key(model_dir, model, frames, split, source, settings, seed)
@@ -112,7 +106,7 @@ def load_or_generate(model_dir: str | Path, model: ModelConfig, frames: Frames, 
     return GeneratedSet.open(target)
 
 
-def generated_set_key(model_dir: Path, model: ModelConfig, frames: Frames, split: str, source: str,
+def generated_set_key(model_dir: Path, model: ModelConfig, frames: Frames | PredictedFrames, split: str, source: str,
                       settings: DataGeneratorConfig, seed: int) -> tuple[str, dict[str, Any]]:
     """(folder name, the description its key hashes) of the generated set of ``source`` for ``frames``."""
     names = list(getattr(frames.dataset, 'names', []))[: len(frames)]
@@ -120,10 +114,11 @@ def generated_set_key(model_dir: Path, model: ModelConfig, frames: Frames, split
     description = {
         'version': GENERATOR_VERSION, 'split': split, 'source': source, 'seed': seed,
         'dataset': type(frames.dataset).__name__, 'root': str(getattr(frames.dataset, 'root', '')),
+        'semantic': 'predicted' if isinstance(frames, PredictedFrames) else 'ground_truth',
         'frames': frames_hash, 'count': len(frames),
         'sizes': {s: list(model.stage(s).input_size) for s in model.stages},
         'perceptual': {'scale': model.perceptual_scale, 'normalization': model.perceptual_normalization},
-        'networks': {s: _file_hash(model_dir / model.stage(s).files.get('torch', f'{s}.pt'))
+        'networks': {s: file_sha256(model_dir / model.stage(s).files.get('torch', f'{s}.pt'))
                      for s in ('segmentation', 'synthesis', 'perceptual')},
         'generator': {'swap_probability': settings.swap_probability,
                       'min_instance_pixels': settings.min_instance_pixels} if source == 'A' else None,

@@ -11,7 +11,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from ..errors import AnomalySegError
-from ..labels import IGNORE_INDEX
+from ..labels import IGNORE_INDEX, get_label_set
 from ..model_config import ModelConfig
 from .common import rng_for, seed_everything, select_device
 from .config import TrainConfig
@@ -34,14 +34,26 @@ class StageStart(NamedTuple):
 def begin_stage(config: TrainConfig, stage: str, out_dir: str | Path, work_dir: str | Path | None) -> StageStart:
     """What every trainer does first: seed, pick the device, check the data (a bad dataset stops the run
     here, before anything is written), and create or extend the model directory for the training split's
-    label set. Checkpoints and logs go to ``<work_dir>/<stage>`` (default ``<out_dir>/training/<stage>``)."""
+    label set (or ``config.label_set``). Checkpoints and logs go to ``<work_dir>/<stage>`` (default
+    ``<out_dir>/training/<stage>``)."""
     out_dir = Path(out_dir)
     work = Path(work_dir or out_dir / 'training') / stage
     device = select_device(config.device)
     seed_everything(config.seed)
     check_data(config.data)
     train = open_frames(config.data, config.data.train_split, (1, 1), limit=config.data.train_limit)
-    return StageStart(out_dir, work, device, prepare_model_dir(out_dir, config, train.label_set), train.dataset)
+    label_set = train.label_set
+    if config.label_set:
+        try:
+            label_set = get_label_set(config.label_set)
+        except KeyError as exc:
+            raise AnomalySegError(f'label_set: {exc.args[0]}') from None
+        if train.label_set is not None and label_set.class_names != train.label_set.class_names \
+                and config.data.semantic != 'predicted':
+            raise AnomalySegError(f'label_set {label_set.name!r} is not the classes of the {config.data.dataset} '
+                                  f'labels ({train.label_set.name}); set data.semantic: predicted so the later '
+                                  'stages learn from the segmentation stage\'s own maps')
+    return StageStart(out_dir, work, device, prepare_model_dir(out_dir, config, label_set), train.dataset)
 
 
 class EpochData(torch.utils.data.Dataset):

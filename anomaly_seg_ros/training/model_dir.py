@@ -40,7 +40,10 @@ def model_config_for(config: TrainConfig, label_set: LabelSet) -> ModelConfig:
     for stage, changes in config.architectures.items():
         if stage not in model.stages:
             raise ModelError(f'architectures.{stage}: unknown stage; stages: {list(model.stages)}')
-        architecture = {**dict(model.stage(stage).architecture), **dict(changes)}
+        base = dict(model.stage(stage).architecture)
+        if changes.get('name', base['name']) != base['name']:  # another network: only the label set size carries over
+            base = {k: v for k, v in base.items() if k == 'num_classes'}
+        architecture = {**base, **dict(changes)}
         model = model.with_stage(stage, architecture=normalize_architecture(architecture))
     # The dissimilarity ablation flag lives in the training section, not in the architecture overrides.
     arch = dict(model.stage('dissimilarity').architecture)

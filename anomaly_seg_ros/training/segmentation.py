@@ -6,6 +6,11 @@ outputs of :meth:`~..networks.ICNet.forward_with_aux` (1/8 and 1/16 resolution, 
 rate (power 0.9) per step. Augmentation: random scale (0.5-2.0) of the frame at the stage input
 size, random crop (padded with ignore where smaller), horizontal flip. mIoU on the validation split
 after every epoch, at the stage input size.
+
+With ``segmentation.pretrained`` (``--pretrained FILE``) the stage is not trained: public weights of
+the architecture (ESPNetv2 on Cityscapes, :mod:`..networks.pretrained`) are imported as they are, and
+the validation split scores them, through :func:`~..labels.class_mapping` where the dataset's classes
+are not the model's (Cityscapes classes on CamVid).
 """
 from __future__ import annotations
 
@@ -17,15 +22,16 @@ import numpy as np
 import torch
 
 from ..evaluation import ConfusionMatrix
-from ..labels import IGNORE_INDEX
-from ..networks import build_network, resize_labels_nearest
-from .common import Checkpoint, RunLogger, StageResult, Timer, progress
+from ..labels import IGNORE_INDEX, class_mapping
+from ..model_config import ModelConfig
+from ..networks import build_network, count_parameters, load_pretrained, resize_labels_nearest
+from .common import Checkpoint, RunLogger, StageResult, Timer, file_sha256, progress
 from .config import TrainConfig, config_to_dict
 from .frames import Frames, open_frames, resize_image, resize_nearest
 from .loop import EpochData, begin_stage, cross_entropy, normalize_images, resume_from
 from .model_dir import record_stage, save_stage_network
 
-__all__ = ['augment_segmentation', 'evaluate_segmentation', 'train_segmentation']
+__all__ = ['augment_segmentation', 'evaluate_segmentation', 'import_segmentation', 'train_segmentation']
 
 STAGE = 'segmentation'
 
@@ -62,8 +68,9 @@ def augment_segmentation(image: np.ndarray, labels: np.ndarray, rng: np.random.G
 @torch.no_grad()
 def evaluate_segmentation(network: torch.nn.Module, frames: Frames, num_classes: int, device: torch.device,
                           mean: tuple[float, ...], std: tuple[float, ...], batch_size: int = 4,
-                          show_progress: bool = False) -> dict[str, float]:
-    """mIoU and pixel accuracy of ``network`` on ``frames`` (at the frames' size)."""
+                          show_progress: bool = False, mapping: np.ndarray | None = None) -> dict[str, float]:
+    """mIoU and pixel accuracy of ``network`` on ``frames`` (at the frames' size); ``mapping`` (a
+    :func:`~..labels.class_mapping` table) first brings predictions to the frames' classes (``num_classes``)."""
     was_training = network.training
     network.eval()
     matrix = ConfusionMatrix(num_classes, IGNORE_INDEX)
@@ -71,6 +78,8 @@ def evaluate_segmentation(network: torch.nn.Module, frames: Frames, num_classes:
         batch = [frames[i] for i in range(start, min(start + batch_size, len(frames)))]
         images = torch.from_numpy(np.stack([f.image.transpose(2, 0, 1) for f in batch])).to(device)
         prediction = network(normalize_images(images, mean, std)).max(dim=1).indices.cpu().numpy()
+        if mapping is not None:
+            prediction = mapping[prediction]
         for f, p in zip(batch, prediction):
             matrix.update(p, f.semantic)
     network.train(was_training)
@@ -91,6 +100,8 @@ def train_segmentation(config: TrainConfig, out_dir: str | Path, work_dir: str |
     """
     cfg = config.segmentation
     out_dir, work, device, model, train_dataset = begin_stage(config, STAGE, out_dir, work_dir)
+    if cfg.pretrained:
+        return import_segmentation(config, out_dir, model, device, show_progress, log)
     label_set = model.label_set
     size = tuple(model.stage(STAGE).input_size)
     train = Frames(train_dataset, size, config.data.train_limit, config.data.cache_in_memory)
@@ -163,4 +174,31 @@ def train_segmentation(config: TrainConfig, out_dir: str | Path, work_dir: str |
                          {'network': str(path)})
     record_stage(out_dir, STAGE, {**result.to_dict(), 'device': str(device), 'seed': config.seed,
                                   'frames': {'train': len(train), 'val': len(val)}})
+    return result
+
+
+def import_segmentation(config: TrainConfig, out_dir: Path, model: ModelConfig, device: torch.device,
+                        show_progress: bool = True, log: Callable[[str], None] = print) -> StageResult:
+    """Write ``<out_dir>/segmentation.pt`` from the public weights ``config.segmentation.pretrained`` and score
+    them on the validation split (mIoU in the dataset's classes)."""
+    timer = Timer()
+    path = Path(config.segmentation.pretrained or '')
+    architecture = model.stage(STAGE).architecture
+    network = build_network(STAGE, architecture)
+    load_pretrained(network, architecture, path)
+    log(f'segmentation: imported {path} ({architecture["name"]}, {count_parameters(network):,} parameters)')
+    size = tuple(model.stage(STAGE).input_size)
+    val = open_frames(config.data, config.data.val_split, size, None, config.data.val_limit)
+    labels = val.label_set or model.label_set
+    mapping = class_mapping(model.label_set, labels)
+    figures = evaluate_segmentation(network.to(device), val, labels.num_classes, device, model.mean, model.std,
+                                    show_progress=show_progress, mapping=mapping)
+    saved = save_stage_network(out_dir, model, STAGE, network.cpu())
+    validation = {'val_miou': figures['miou'], 'val_pixel_accuracy': figures['pixel_accuracy']}
+    if labels.class_names != model.label_set.class_names:
+        validation['val_classes'] = f'{model.label_set.name} mapped to {labels.name}'
+    result = StageResult(STAGE, 0, 0, timer.elapsed, validation, {'network': str(saved)})
+    record_stage(out_dir, STAGE, {**result.to_dict(), 'device': str(device), 'seed': config.seed,
+                                  'pretrained': {'file': str(path), 'sha256': file_sha256(path)},
+                                  'frames': {'val': len(val)}})
     return result

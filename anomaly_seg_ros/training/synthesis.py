@@ -32,6 +32,7 @@ from .config import SynthesisConfig, TrainConfig, config_to_dict
 from .frames import Frames, open_frames, resize_nearest
 from .loop import EpochData, begin_stage, normalize_images, resume_from
 from .model_dir import record_stage, save_stage_network
+from .predicted import PredictedFrames, stage_frames
 
 __all__ = ['GANLosses', 'evaluate_synthesis', 'train_synthesis']
 
@@ -76,8 +77,9 @@ def _vgg_loss(vgg: torch.nn.Module, fake: torch.Tensor, real: torch.Tensor, mean
 
 
 @torch.no_grad()
-def evaluate_synthesis(generator: torch.nn.Module, frames: Frames, num_classes: int, size: tuple[int, int],
-                       device: torch.device, batch_size: int = 4, sheet: Path | None = None) -> dict[str, float]:
+def evaluate_synthesis(generator: torch.nn.Module, frames: Frames | PredictedFrames, num_classes: int,
+                       size: tuple[int, int], device: torch.device, batch_size: int = 4,
+                       sheet: Path | None = None) -> dict[str, float]:
     """Mean L1 (RGB [0, 1]) between synthesized and real frames at the synthesis size."""
     was_training = generator.training
     generator.eval()
@@ -121,8 +123,15 @@ def train_synthesis(config: TrainConfig, out_dir: str | Path, work_dir: str | Pa
     label_set = model.label_set
     seg_size = tuple(model.stage('segmentation').input_size)
     size = tuple(model.stage(STAGE).input_size)
-    train = Frames(train_dataset, seg_size, config.data.train_limit, config.data.cache_in_memory)
-    val = open_frames(config.data, config.data.val_split, seg_size, label_set, config.data.val_limit)
+    if config.data.semantic == 'predicted':
+        predicted = work.parent / 'predicted'
+        train = stage_frames(config, out_dir, model, config.data.train_split, config.data.train_limit, device,
+                             predicted, show_progress, log)
+        val = stage_frames(config, out_dir, model, config.data.val_split, config.data.val_limit, device, predicted,
+                           show_progress, log)
+    else:
+        train = Frames(train_dataset, seg_size, config.data.train_limit, config.data.cache_in_memory)
+        val = open_frames(config.data, config.data.val_split, seg_size, label_set, config.data.val_limit)
     num_classes = label_set.num_classes
 
     def make(index: int, rng: np.random.Generator) -> tuple[torch.Tensor, torch.Tensor]:
