@@ -168,7 +168,7 @@ def format_summary(summary: DemoSummary) -> str:
         line += f', {summary.frames_dropped} did not'
         if node_dropped is not None:
             line += f' (the node dropped {node_dropped}: the newest frame wins)'
-    lines = [line]
+    lines = [f'source: {summary.source}; models: {summary.model_dir}', line]
     latency = summary.latency_ms
     if latency:
         lines.append(f'output rate {summary.output_rate_hz:.2f} Hz; latency (frame stamp -> last output) '

@@ -183,7 +183,7 @@ def load_model_config(model_dir: str | Path) -> ModelConfig:
     if not model_dir.is_dir():
         raise ModelError(f'model directory {model_dir} does not exist; pass a directory made by '
                          '`anomaly_seg train all` or `anomaly_seg export`, or leave the parameter empty '
-                         'for the shipped demo models')
+                         'for the shipped default model')
     path = model_dir / METADATA_FILE
     if not path.is_file():
         raise ModelError(f'{path} is missing; a model directory needs its {METADATA_FILE} '

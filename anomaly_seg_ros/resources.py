@@ -1,4 +1,4 @@
-"""Where the shipped files are: the demo models and the default configuration.
+"""Where the shipped files are: the default and demo models and the default configuration.
 
 Looked up in this order: the package's share directory under colcon/ament
 (``share/anomaly_seg_ros``), the same directory under a pip install prefix, and the source
@@ -11,9 +11,12 @@ from pathlib import Path
 
 from .errors import ModelError
 
-__all__ = ['DEMO_MODEL_NAME', 'default_config_file', 'default_model_dir', 'share_directories']
+__all__ = ['DEFAULT_MODEL_NAME', 'DEMO_MODEL_NAME', 'default_config_file', 'default_model_dir', 'share_directories']
 
 PACKAGE = 'anomaly_seg_ros'
+# The node's, eval's and bench's model: Cityscapes classes, trained further on real CamVid frames.
+DEFAULT_MODEL_NAME = 'cityscapes_camvid'
+# The synthetic-scene model of `anomaly_seg demo` and CI (small, made from the project's own generator).
 DEMO_MODEL_NAME = 'demo'
 
 
@@ -33,7 +36,7 @@ def share_directories() -> list[Path]:
     return candidates
 
 
-def default_model_dir(name: str = DEMO_MODEL_NAME) -> Path:
+def default_model_dir(name: str = DEFAULT_MODEL_NAME) -> Path:
     """The shipped model directory ``models/<name>``; raises ModelError when none is installed."""
     for share in share_directories():
         candidate = share / 'models' / name

@@ -119,7 +119,7 @@ def resolve_model_dir(models: Path | None, *, paper_scale: bool, cache_dir: Path
     """The directory to benchmark and how it was chosen.
 
     ``models`` given: used as is (a missing file is the backend's error, naming what to run).
-    ``paper_scale``: the cached paper-size random model. Otherwise the shipped demo models, or
+    ``paper_scale``: the cached paper-size random model. Otherwise the shipped default model, or
     the cached light random model where none is installed. For the cached ones, FP16 graphs are
     exported when ``precision='fp16'`` and TensorRT engines built when ``'tensorrt'`` is asked for.
     """
@@ -131,13 +131,13 @@ def resolve_model_dir(models: Path | None, *, paper_scale: bool, cache_dir: Path
     else:
         try:
             path = default_model_dir()
-            how = 'shipped demo models'
+            how = f'shipped model {path.name}'
             config = load_model_config(path)
             if any(b != 'torch' for b in backends) and not onnx_files_present(path, config, fp16=fp16):
                 raise ModelError(f'{path} has no exported ONNX files')
         except ModelError as exc:
             _LOG.warning('%s; benchmarking the light configuration with random weights instead', exc)
             path, how = random_model_dir('light', cache_dir, fp16=fp16), 'light configuration, random weights'
-    if 'tensorrt' in backends and how != 'shipped demo models':
+    if 'tensorrt' in backends and not how.startswith('shipped model'):
         _ensure_engines(path, precision, device)
     return path, how

@@ -32,7 +32,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument('--rate', type=float, default=10.0, metavar='HZ',
                         help='camera rate in frames per second (default 10); 0: send the next frame when the '
                              'previous one came back')
-    parser.add_argument('--models', type=Path, metavar='DIR', help='model directory (default: the shipped models)')
+    parser.add_argument('--models', type=Path, metavar='DIR',
+                        help='model directory (default: the synthetic-scene models/demo for synthetic frames, the '
+                             "node's default models/cityscapes_camvid for --images and --bag)")
     parser.add_argument('--backend', choices=('onnxruntime', 'tensorrt', 'torch'),
                         help='inference backend (default: the config file\'s, onnxruntime)')
     parser.add_argument('--config', type=Path, metavar='YAML', help='node parameters file (default: the shipped one)')
@@ -48,6 +50,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from ..demo import DemoOptions, run_demo
     from ..demo_sources import bag_source, folder_source, synthetic_source
+    from ..resources import DEMO_MODEL_NAME, default_model_dir
 
     if args.frames is not None and args.frames < 1:
         raise SystemExit('anomaly_seg demo: error: --frames must be positive')
@@ -59,6 +62,9 @@ def run(args: argparse.Namespace) -> int:
         source = bag_source(args.bag, args.topic, args.frames)
     else:
         source = synthetic_source(args.frames or 60, args.seed, *args.size)
+        # The synthetic scenes are what the demo models were trained on; real frames get the node's default.
+        if args.models is None:
+            args.models = default_model_dir(DEMO_MODEL_NAME)
     run_demo(DemoOptions(source=source, out_dir=args.out, model_dir=args.models, backend=args.backend,
                          config_file=args.config, rate_hz=args.rate, video=not args.no_video,
                          startup_timeout_s=args.startup_timeout, progress=not args.no_progress))

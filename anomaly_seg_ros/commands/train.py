@@ -91,7 +91,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                     'evaluates softmax entropy, softmax distance, perceptual difference, re-synthesis only, '
                     'dissimilarity without ensemble and the full framework; writes OUT/ablation.md and .json.')
     ablation.add_argument('--models', required=True, type=Path, metavar='DIR', help='the full model directory')
-    ablation.add_argument('--dataset', required=True, help='anomaly dataset kind (synthetic, fishyscapes, ...)')
+    ablation.add_argument('--dataset', required=True, help='anomaly dataset kind (synthetic, fishyscapes, ...), or a '
+                          'segmentation set (camvid, cityscapes) whose void objects are the anomalies')
     ablation.add_argument('--root', required=True, type=Path, metavar='PATH', help='dataset root folder')
     ablation.add_argument('--split', help='split (default: anomaly_test for synthetic)')
     ablation.add_argument('--out', required=True, type=Path, metavar='DIR', help='output folder')

@@ -68,7 +68,8 @@ class ParameterSpec:
 
 PARAMETERS: tuple[ParameterSpec, ...] = (
     ParameterSpec('model_dir', '', 'Model directory (model.yaml + stage files). Empty: the shipped '
-                  'models/demo from the package share directory or the checkout.', read_only=True),
+                  'models/cityscapes_camvid (real frames) from the package share directory or the checkout.',
+                  read_only=True),
     ParameterSpec('backend', 'onnxruntime', f'Inference backend: {", ".join(BACKEND_NAMES)}.', read_only=True),
     ParameterSpec('device', '', "Device: '' (CUDA where the backend can use it, else CPU), 'cpu', 'cuda' "
                   "or 'cuda:N'.", read_only=True),

@@ -23,6 +23,7 @@ from .dissimilarity import enet_class_weights, train_dissimilarity
 from .ensemble import (
     EnsembleResult,
     GridScorer,
+    VoidLabelledFrames,
     histogram_metrics,
     select_best,
     training_data_of,
@@ -74,6 +75,7 @@ __all__ = [
     'train_synthesis',
     'training_data_of',
     'tune_ensemble',
+    'VoidLabelledFrames',
     'void_anomaly_labels',
     'weight_grid',
     'write_manifest',

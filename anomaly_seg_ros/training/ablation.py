@@ -1,4 +1,5 @@
-"""``train ablation``: the paper's ablation (Table 2 / Sec. 5.1) on an anomaly test set.
+"""``train ablation``: the paper's ablation (Table 2 / Sec. 5.1) on an anomaly set, or on a segmentation
+set's void objects as anomalies (CamVid val for the real-frame model).
 
 Rows (AP, FPR95, AUROC): softmax entropy alone, softmax distance alone, perceptual difference alone,
 re-synthesis only (a dissimilarity network trained WITHOUT the uncertainty inputs and WITHOUT data
@@ -26,6 +27,7 @@ from ..model_config import load_model_config, save_model_config
 from .common import StageResult, Timer, format_duration
 from .config import TrainConfig, config_from_dict
 from .dissimilarity import train_dissimilarity
+from .ensemble import VoidLabelledFrames
 
 __all__ = ['ABLATION_ROWS', 'AblationResult', 'make_resynthesis_only_dir', 'run_ablation']
 
@@ -95,7 +97,7 @@ def run_ablation(models: str | Path, dataset: str, root: str | Path, out_dir: st
                  cache_dir: str | None = None, epochs: int | None = None, show_progress: bool = True,
                  log: Callable[[str], None] = print) -> AblationResult:
     """Train the re-synthesis-only network (unless already trained) and evaluate every ablation row."""
-    from ..data import SYNTHETIC_ANOMALY_SPLIT, open_dataset
+    from ..data import SYNTHETIC_ANOMALY_SPLIT, open_dataset_for_model
     from ..pipeline import AnomalyPipeline
     timer = Timer()
     models, out_dir = Path(models), Path(out_dir)
@@ -117,7 +119,8 @@ def run_ablation(models: str | Path, dataset: str, root: str | Path, out_dir: st
         training = train_dissimilarity(config, ablation_dir, out_dir / 'training', resume=resume,
                                        show_progress=show_progress, log=log)
         log(training.summary())
-    test = open_dataset(dataset, Path(root), split)
+    # A segmentation set (CamVid, Cityscapes) is scored with its void objects as the anomalies.
+    test = VoidLabelledFrames(open_dataset_for_model(dataset, Path(root), split, load_model_config(models).label_set))
     name = f'{dataset} {split}' if split else dataset
     with AnomalyPipeline.from_model_dir(models, backend=backend, device=device) as pipeline:
         full = evaluate_dataset(pipeline, test, limit=limit, cues=CUES, semantic=False, num_examples=0,

@@ -107,6 +107,8 @@ def train_all(config: TrainConfig, out_dir: str | Path, work_dir: str | Path | N
         'config': config_to_dict(config),
         'torch_weights_dtype': config.export.torch_dtype,
     })
+    if config.gpu_input_sizes:
+        provenance['gpu_input_sizes'] = {k: list(v) for k, v in config.gpu_input_sizes.items()}
     save_model_config(replace(model, provenance=provenance), out_dir)
     write_manifest(out_dir)
     result = AllResult(stages, ensemble, timer.elapsed, validation, exported)

@@ -177,6 +177,9 @@ class TrainConfig:
     label_set: str | None = None                # the model's classes (default: the training dataset's)
     data: DataConfig = field(default_factory=DataConfig)
     input_sizes: dict[str, list[int]] = field(default_factory=dict)
+    # Stage sizes recommended on a GPU, recorded in model.yaml (provenance.gpu_input_sizes) and MANIFEST.md
+    # for whoever rebuilds the stages there; the model directory itself holds the CPU sizes.
+    gpu_input_sizes: dict[str, list[int]] = field(default_factory=dict)
     architectures: dict[str, dict[str, Any]] = field(default_factory=dict)
     segmentation: SegmentationConfig = field(default_factory=SegmentationConfig)
     synthesis: SynthesisConfig = field(default_factory=SynthesisConfig)
@@ -218,14 +221,17 @@ PRESETS['demo'] = {
     'export': {'torch_dtype': 'float16'},
 }
 
-# Real camera frames (models/camvid_real, the node's default): public ESPNetv2 Cityscapes weights as the
+# Real camera frames (models/cityscapes_camvid, the node's default): public ESPNetv2 Cityscapes weights as the
 # segmentation stage (--pretrained; 512x256, the CPU working point), SqueezeNet ImageNet features with the LPIPS
 # heads as the perceptual stage, and the synthesis and dissimilarity stages trained on CamVid train frames from
 # the segmentation's own predicted Cityscapes maps (data.semantic: predicted). The generator has the demo's width
-# (ngf 6): a wider one does not fit the 25 MB a shipped model directory may take. About 1 h on 2 CPU cores.
+# (ngf 6): a wider one does not fit the 25 MB a shipped model directory may take. About 1 h 10 min on 2 CPU
+# cores. On a GPU the segmentation runs at 1024x512 from the EdgeNets file trained at that size
+# (espnetv2_s_2.0_city_1024x512.pth); the other stages keep their trained sizes.
 PRESETS['real'] = {
     **PRESETS['light'],
     'label_set': 'cityscapes',
+    'gpu_input_sizes': {'segmentation': [512, 1024]},
     'data': {'dataset': 'camvid', 'semantic': 'predicted'},
     'architectures': {
         'segmentation': {'name': 'espnetv2', 'scale': 2.0, 'keep_background': False},

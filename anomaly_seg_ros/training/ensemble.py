@@ -35,8 +35,8 @@ from .common import Timer
 from .data_generator import void_anomaly_labels
 from .model_dir import record_stage
 
-__all__ = ['EnsembleResult', 'GridScorer', 'histogram_metrics', 'select_best', 'training_data_of', 'tune_ensemble',
-           'weight_grid']
+__all__ = ['EnsembleResult', 'GridScorer', 'VoidLabelledFrames', 'histogram_metrics', 'select_best',
+           'training_data_of', 'tune_ensemble', 'weight_grid']
 
 _CHUNK = 1 << 15
 
@@ -137,7 +137,7 @@ class EnsembleResult:
                 f'{self.seconds:.1f}s; chosen ({w}): FPR95 {self.fpr95:.4f}, AP {self.ap:.4f}, AUROC {self.auroc:.4f}')
 
 
-class _LabelledFrames:
+class VoidLabelledFrames:
     """A dataset whose samples carry evaluation labels: the dataset's own anomaly labels, else the
     data generator's source-B labels from the void mask and the semantic ground truth."""
 
@@ -188,7 +188,7 @@ def tune_ensemble(model_dir: str | Path, dataset: str, root: str | Path, split: 
                            'would no longer be a test; use the validation split (--split val)')
     timer = Timer()
     model = load_model_config(model_dir)
-    frames = _LabelledFrames(open_dataset_for_model(dataset, root, split, model.label_set))
+    frames = VoidLabelledFrames(open_dataset_for_model(dataset, root, split, model.label_set))
     weights = weight_grid(grid)
     scorer = GridScorer(weights, bins)
     count = 0

@@ -18,6 +18,42 @@ def _fmt(value: Any) -> str:
     return str(value)
 
 
+# Where the inputs a training run can take come from, and on what terms (../shared/weights/README.md and
+# ../shared/data/README.md of the project's development tree). Keyed by the training configuration's fields.
+WEIGHT_SOURCES = {
+    'segmentation.pretrained': 'ESPNetv2 Cityscapes weights, sacmehta/EdgeNets @2b232d3 '
+                               '(model/segmentation/model_zoo/espnetv2): code MIT; the weights were trained on '
+                               'Cityscapes, whose terms allow non-commercial use only',
+    'squeezenet_weights': 'SqueezeNet v1.1 ImageNet features, DeepCognition/keras-squeezenet @a73d433: MIT',
+    'lpips_weights': 'LPIPS v0.1 SqueezeNet heads, richzhang/PerceptualSimilarity @082bb24: BSD-2-Clause',
+    'vgg19_weights': 'torchvision VGG19 ImageNet weights: BSD-3-Clause (torchvision)',
+}
+DATASET_TERMS = {
+    'camvid': 'CamVid (SegNet split): research use; the SegNet tutorial repository that carries it is CC BY-NC 4.0',
+    'cityscapes': 'Cityscapes: non-commercial use under the Cityscapes terms',
+    'synthetic': "the project's own generated scenes: no third-party terms",
+}
+
+
+def sources_section(config: dict[str, Any]) -> list[str]:
+    """Markdown lines naming the weights and data a run used, with their licences."""
+    def lookup(key: str) -> Any:
+        value: Any = config
+        for part in key.split('.'):
+            value = value.get(part) if isinstance(value, dict) else None
+        return value
+    lines = ['## Sources and licences', '']
+    for key, source in WEIGHT_SOURCES.items():
+        if lookup(key):
+            lines.append(f'- `{lookup(key)}` ({key}): {source}')
+    dataset = lookup('data.dataset')
+    if dataset:
+        terms = DATASET_TERMS.get(dataset, "see the dataset's own terms")
+        lines.append(f'- training data `{dataset}`: {terms}')
+    lines += ['- the model files inherit the most restrictive of these terms', '']
+    return lines
+
+
 def write_manifest(model_dir: str | Path, extra: str = '') -> Path:
     """Write ``<model_dir>/MANIFEST.md`` from its ``model.yaml`` provenance; ``extra`` is appended."""
     model_dir = Path(model_dir)
@@ -57,7 +93,13 @@ def write_manifest(model_dir: str | Path, extra: str = '') -> Path:
                   f'{ensemble.get("time_s")} s; best 5:', '']
         lines += [f'- {row["weights"]}: FPR95 {row["fpr95"]:.4f}, AP {row["ap"]:.4f}'
                   for row in ensemble.get('top', [])]
-    lines += ['', '## Files', '', '| file | bytes |', '|---|---:|']
+    gpu = prov.get('gpu_input_sizes')
+    if gpu:
+        lines += ['', '## GPU working point', '',
+                  'Stage input sizes for a GPU (HxW; the sizes above are the CPU working point; stages not named '
+                  'keep theirs): ' + ', '.join(f'{stage} {size[0]}x{size[1]}' for stage, size in gpu.items()) + '.']
+    lines += ['', *sources_section(prov.get('config') or {})]
+    lines += ['## Files', '', '| file | bytes |', '|---|---:|']
     lines += [f'| {p.name} | {p.stat().st_size:,} |' for p in files]
     lines += [f'| total (without this manifest) | {total:,} |', '']
     if extra:

@@ -104,6 +104,24 @@ def test_demo_command_line_defaults():
         build_parser().parse_args(['demo', '--images', 'a', '--bag', 'b'])
 
 
+def test_the_demo_runs_the_demo_models_on_synthetic_scenes_and_the_default_model_on_real_frames(monkeypatch,
+                                                                                                tmp_path):
+    import anomaly_seg_ros.demo as demo
+    from anomaly_seg_ros.resources import DEFAULT_MODEL_NAME, DEMO_MODEL_NAME
+
+    chosen = []
+    monkeypatch.setattr(demo, 'run_demo', lambda options: chosen.append(options.model_dir))
+    (tmp_path / 'frame.png').write_bytes(b'')
+    parser = build_parser()
+    for argv in (['demo'], ['demo', '--images', str(tmp_path)]):
+        args = parser.parse_args(argv)
+        args.run(args)
+    synthetic, images = chosen
+    assert synthetic.name == DEMO_MODEL_NAME
+    # run_demo resolves None to the node's own default model, like the node with an empty model_dir.
+    assert images is None and DEFAULT_MODEL_NAME != DEMO_MODEL_NAME
+
+
 def test_the_demo_gives_its_processes_the_large_image_dds_profile_unless_one_is_set(monkeypatch):
     from anomaly_seg_ros.demo import _ros_env
 

@@ -1,0 +1,131 @@
+"""The real-frame configuration (preset ``real``): imported segmentation weights, predicted maps as the
+synthesis and data generator's input, a label set other than the dataset's, on a tiny CamVid-layout set."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+import torch
+import yaml
+
+from anomaly_seg_ros.errors import AnomalySegError, ModelError
+from anomaly_seg_ros.labels import CAMVID, CITYSCAPES, IGNORE_INDEX, SYNTHETIC, class_mapping
+from anomaly_seg_ros.networks import espnetv2
+from anomaly_seg_ros.training import load_train_config, train_all
+from anomaly_seg_ros.training.model_dir import model_config_for
+from anomaly_seg_ros.training.predicted import components_as_instances
+
+# ESPNetv2 needs multiples of 16; SqueezeNet at least 17 pixels.
+REAL_TINY_SIZES = {'segmentation': [64, 128], 'synthesis': [32, 64], 'perceptual': [32, 64],
+                   'dissimilarity': [32, 64]}
+
+
+@pytest.fixture(scope='module')
+def tiny_camvid(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """CamVid SegNet layout, 4 train and 2 val frames of 96x72 with a void (11) block in each."""
+    root = tmp_path_factory.mktemp('tiny_camvid')
+    rng = np.random.default_rng(0)
+    for split, count in (('train', 4), ('val', 2)):
+        (root / split).mkdir()
+        (root / f'{split}annot').mkdir()
+        for i in range(count):
+            labels = np.full((72, 96), 3, np.uint8)      # road
+            labels[:30] = 0                                # sky
+            labels[40:60, 10 + 10 * i:40 + 10 * i] = 11    # void object
+            image = rng.integers(0, 255, (72, 96, 3), dtype=np.uint8)
+            cv2.imwrite(str(root / split / f'f{i}.png'), image)
+            cv2.imwrite(str(root / f'{split}annot' / f'f{i}.png'), labels)
+    return root
+
+
+@pytest.fixture(scope='module')
+def fake_espnetv2_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A state dict in the EdgeNets Cityscapes layout (random weights, scale 2.0)."""
+    torch.manual_seed(0)
+    path = tmp_path_factory.mktemp('weights') / 'espnetv2_s_2.0_city_512x256.pth'
+    torch.save(espnetv2().state_dict(), path)
+    return path
+
+
+def _real_config(root: Path, weights: Path, **sets):
+    data = {'input_sizes': REAL_TINY_SIZES, 'data': {'root': str(root)}, 'calibration': {'frames': 4},
+            'segmentation': {'pretrained': str(weights)},
+            'synthesis': {'epochs': 1, 'batch_size': 2, 'discriminator': {'ndf': 8, 'n_layers': 3}},
+            'dissimilarity': {'epochs': 1, 'batch_size': 2}, 'ensemble': {'grid': [0, 1]}}
+    data.update(sets)
+    return load_train_config('real', sets=data)
+
+
+def test_components_of_object_classes_become_cityscapes_instance_ids():
+    car, person, road = CITYSCAPES.train_id('car'), CITYSCAPES.train_id('person'), CITYSCAPES.train_id('road')
+    semantic = np.full((10, 20), road, np.uint8)
+    semantic[1:3, 1:3] = car
+    semantic[6:8, 10:14] = car
+    semantic[5, 18] = person
+    instance = components_as_instances(semantic, CITYSCAPES)
+    assert set(np.unique(instance[semantic == car]).tolist()) == {26001, 26002}  # two separate cars
+    assert instance[5, 18] == 24001
+    assert not instance[semantic == road].any()  # stuff classes carry no instance
+
+
+def test_cityscapes_classes_map_to_camvid_and_unknown_pairs_are_refused():
+    table = class_mapping(CITYSCAPES, CAMVID)
+    assert table[CITYSCAPES.train_id('truck')] == CAMVID.train_id('car')
+    assert table[CITYSCAPES.train_id('sidewalk')] == CAMVID.train_id('pavement')
+    assert table[IGNORE_INDEX] == IGNORE_INDEX
+    assert set(table[:CITYSCAPES.num_classes].tolist()) <= set(range(CAMVID.num_classes))
+    assert np.array_equal(class_mapping(CAMVID, CAMVID)[:11], np.arange(11))
+    with pytest.raises(KeyError, match="from label set 'camvid' to 'synthetic'"):
+        class_mapping(CAMVID, SYNTHETIC)
+
+
+def test_real_preset_swaps_whole_architectures_instead_of_merging_their_arguments(tiny_camvid, fake_espnetv2_file):
+    config = _real_config(tiny_camvid, fake_espnetv2_file)
+    assert config.label_set == 'cityscapes' and config.data.semantic == 'predicted'
+    model = model_config_for(config, CITYSCAPES)
+    assert model.stage('segmentation').architecture == {'name': 'espnetv2', 'num_classes': 19, 'scale': 2.0,
+                                                       'keep_background': False}
+    assert model.stage('perceptual').architecture == {'name': 'squeezenet_features', 'distance': 'lpips'}
+
+
+def test_another_label_set_than_the_datasets_needs_predicted_maps(tiny_camvid, fake_espnetv2_file, tmp_path):
+    from anomaly_seg_ros.training import train_segmentation
+    config = _real_config(tiny_camvid, fake_espnetv2_file, data={'root': str(tiny_camvid), 'semantic': 'ground_truth'})
+    with pytest.raises(AnomalySegError, match='set data.semantic: predicted'):
+        train_segmentation(config, tmp_path / 'model', show_progress=False, log=lambda _: None)
+
+
+def test_import_refuses_weights_of_another_width(tiny_camvid, tmp_path):
+    from anomaly_seg_ros.training import train_segmentation
+    other = tmp_path / 'espnetv2_s_1.0_city.pth'
+    torch.save(espnetv2(scale=1.0).state_dict(), other)
+    with pytest.raises(ModelError, match='file is s=1.0, architecture says scale 2.0'):
+        train_segmentation(_real_config(tiny_camvid, other), tmp_path / 'model', show_progress=False,
+                           log=lambda _: None)
+
+
+def test_train_all_real_builds_a_cityscapes_model_from_imported_weights_and_predicted_maps(
+        tiny_camvid, fake_espnetv2_file, tmp_path):
+    from anomaly_seg_ros.pipeline import AnomalyPipeline
+    out, work = tmp_path / 'model', tmp_path / 'work'
+    lines: list[str] = []
+    train_all(_real_config(tiny_camvid, fake_espnetv2_file), out, work, show_progress=False, log=lines.append)
+    meta = yaml.safe_load((out / 'model.yaml').read_text())
+    assert meta['label_set']['name'] == 'cityscapes'
+    segmentation = meta['provenance']['stages']['segmentation']
+    assert segmentation['steps'] == 0 and len(segmentation['pretrained']['sha256']) == 64
+    assert segmentation['validation']['val_classes'] == 'cityscapes mapped to camvid'
+    # The predicted maps are computed once per split and reused by the later stages.
+    assert sorted(p.name.split('_')[0] for p in (work / 'predicted').glob('*.npy')) == ['train', 'val']
+    assert any('predicted maps: reusing' in line for line in lines)
+    generated = [yaml.safe_load((d / 'meta.yaml').read_text()) for d in (work / 'generated').iterdir()]
+    assert {m['description']['source'] for m in generated} == {'A', 'B'}
+    assert all(m['description']['semantic'] == 'predicted' for m in generated)
+    source_b = next(m for m in generated if m['description']['source'] == 'B' and m['description']['split'] == 'train')
+    assert source_b['pixels']['anomaly'] > 0  # CamVid void blocks became anomalies
+    rgb = np.random.default_rng(1).integers(0, 255, (72, 96, 3), dtype=np.uint8)
+    with AnomalyPipeline.from_model_dir(out, backend='onnxruntime') as pipeline:
+        result = pipeline.process(rgb, outputs=['semantic', 'anomaly'])
+    assert result.semantic.max() < 19 and np.isfinite(result.anomaly).all()
