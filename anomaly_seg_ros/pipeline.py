@@ -97,17 +97,20 @@ class AnomalyPipeline:
 
     @property
     def ensemble_weights(self) -> tuple[float, float, float, float]:
-        """(dissimilarity, entropy, perceptual_difference, softmax_distance), as given (not normalized)."""
+        """(dissimilarity, entropy, perceptual_difference, softmax_distance), normalized to sum 1."""
         a, b, c, d = (float(w) for w in self._weights)
         return a, b, c, d
 
     @ensemble_weights.setter
     def ensemble_weights(self, weights: Sequence[float]) -> None:
         weights = np.asarray(weights, dtype=np.float64)
-        if weights.shape != (4,) or not np.all(np.isfinite(weights)) or np.any(weights < 0) or weights.sum() <= 0:
+        if weights.shape != (4,) or not np.all(np.isfinite(weights)) or np.any(weights < 0) or weights.max() <= 0:
             raise ValueError(f'ensemble weights must be 4 finite non-negative numbers with a positive sum '
                              f'({", ".join(ENSEMBLE_ORDER)}), got {weights.tolist()}')
-        self._weights = weights.astype(np.float32)
+        # Normalized here, in float64, so the float32 graph input sums to 1 whatever the scale given
+        # ([1e308, 1e308, 0, 0] would overflow a float32 sum; [1e-320, 0, 0, 0] would flush to zero).
+        scaled = weights / weights.max()
+        self._weights = (scaled / scaled.sum()).astype(np.float32)
         self._weights_on_backend = None
 
     def process(self, rgb: np.ndarray, outputs: Collection[str] | None = None,

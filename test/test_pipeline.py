@@ -140,6 +140,16 @@ def test_ensemble_weights_reach_the_graph_and_are_uploaded_once_per_change():
     assert not np.allclose(first.anomaly, only_dissimilarity.anomaly)
 
 
+@pytest.mark.parametrize('weights', [(3e38, 3e38, 0, 0), (1e-300, 0, 0, 0), (1e-45, 1e-45, 1e-45, 1e-45)])
+def test_ensemble_weights_at_any_scale_reach_the_float32_graph_normalized(weights):
+    pipeline = AnomalyPipeline(_config(), NumpyBackend(_config()))
+    pipeline.ensemble_weights = weights
+    expected = np.asarray(weights, np.float64) / np.sum(np.asarray(weights, np.float64) / max(weights)) / max(weights)
+    np.testing.assert_allclose(pipeline.ensemble_weights, expected, rtol=1e-6)
+    anomaly = pipeline.process(_frame(), outputs={'anomaly'}).anomaly
+    assert np.all(np.isfinite(anomaly)) and anomaly.max() > 0  # never silently all zero
+
+
 @pytest.mark.parametrize('weights', [(1, 2, 3), (-1, 1, 1, 1), (0, 0, 0, 0), (np.nan, 1, 1, 1)])
 def test_invalid_ensemble_weights_are_rejected_and_the_old_ones_kept(weights):
     pipeline = AnomalyPipeline(_config(), NumpyBackend(_config()))

@@ -29,14 +29,30 @@ __all__ = [
     'image_msg_to_array',
     'image_msg_to_rgb',
     'image_to_cdr',
+    'low_range_warning',
     'rgb_to_compressed_fields',
 ]
 
+# ROS Bayer pattern (the colours of the top-left 2x2 cell, row by row) -> OpenCV's demosaicing code.
+# OpenCV names a pattern by the second row's second and third pixels, so its names are offset from ROS's
+# (cv_bridge's table): ROS rggb is OpenCV BG.
+_BAYER_TO_RGB = {'rggb': cv2.COLOR_BayerBG2RGB, 'bggr': cv2.COLOR_BayerRG2RGB,
+                 'gbrg': cv2.COLOR_BayerGR2RGB, 'grbg': cv2.COLOR_BayerGB2RGB}
+# YUV 4:2:2 (BT.601, video range as cameras send it), two bytes a pixel: ROS 'yuv422' is UYVY
+# (U Y0 V Y1), 'yuv422_yuy2' is YUYV (Y0 U Y1 V).
+_YUV422_TO_RGB = {'yuv422': cv2.COLOR_YUV2RGB_UYVY, 'uyvy': cv2.COLOR_YUV2RGB_UYVY,
+                  'yuv422_yuy2': cv2.COLOR_YUV2RGB_YUYV, 'yuyv': cv2.COLOR_YUV2RGB_YUYV}
 # encoding -> (channels, bytes per channel)
 INPUT_ENCODINGS: dict[str, tuple[int, int]] = {
     'rgb8': (3, 1), 'bgr8': (3, 1), 'rgba8': (4, 1), 'bgra8': (4, 1),
     'mono8': (1, 1), 'mono16': (1, 2), '8UC1': (1, 1), '8UC3': (3, 1), '16UC1': (1, 2),
+    **{f'bayer_{pattern}{bits}': (1, bits // 8) for pattern in _BAYER_TO_RGB for bits in (8, 16)},
+    **{name: (2, 1) for name in _YUV422_TO_RGB},
 }
+# Encodings ROS names that carry no camera picture (depth, disparity, float images): refused with a reason.
+_NOT_CAMERA_PICTURES = ('16UC', '32FC', '32SC', '64FC', '16SC', '8SC')
+# Pixels per chroma sample pair: these encodings need an even width (Bayer: even width and height).
+_EVEN_WIDTH = frozenset(_YUV422_TO_RGB) | frozenset(e for e in INPUT_ENCODINGS if e.startswith('bayer_'))
 _OUTPUT_ENCODINGS: dict[str, tuple[int, np.dtype]] = {
     'rgb8': (3, np.dtype(np.uint8)), 'bgr8': (3, np.dtype(np.uint8)), 'mono8': (1, np.dtype(np.uint8)),
     '32FC1': (1, np.dtype(np.float32)), 'mono16': (1, np.dtype(np.uint16)),
@@ -65,7 +81,13 @@ def _checked_buffer(msg: Any) -> tuple[np.ndarray, int, int, int, int]:
     if height * width > MAX_IMAGE_PIXELS:
         raise ImageConversionError(f'image {width}x{height} exceeds the {MAX_IMAGE_PIXELS} pixel limit')
     if encoding not in INPUT_ENCODINGS:
+        if encoding.startswith(_NOT_CAMERA_PICTURES):
+            raise ImageConversionError(f'encoding {encoding!r} is not a camera picture (depth or float data); '
+                                       'subscribe the node to a colour or mono camera topic')
         raise ImageConversionError(f'unsupported encoding {encoding!r}; supported: {", ".join(INPUT_ENCODINGS)}')
+    if encoding in _EVEN_WIDTH and (width % 2 or (encoding.startswith('bayer_') and height % 2)):
+        needs = 'width and height' if encoding.startswith('bayer_') else 'width'
+        raise ImageConversionError(f'{encoding} needs an even {needs}, got {width}x{height}')
     channels, depth = INPUT_ENCODINGS[encoding]
     row_bytes = width * channels * depth
     if step < row_bytes:
@@ -79,33 +101,66 @@ def _checked_buffer(msg: Any) -> tuple[np.ndarray, int, int, int, int]:
     return buffer, height, width, channels, depth
 
 
-def image_msg_to_rgb(msg: Any) -> np.ndarray:
+def image_msg_to_rgb(msg: Any, significant_bits: int = 16) -> np.ndarray:
     """sensor_msgs/Image -> HxWx3 uint8 RGB (a new array; the message buffer is not kept).
 
-    mono16 is scaled to 8 bits by its top byte; alpha is dropped. Rows may be padded
-    (``step`` > width * bytes per pixel). Raises :class:`ImageConversionError` for anything else.
+    Colour (rgb/bgr, alpha dropped), mono, Bayer (8 and 16 bit, the four patterns, demosaiced by
+    OpenCV) and YUV 4:2:2 (UYVY, YUYV). 16-bit data (mono16, 16UC1, bayer_*16) holds its values in
+    the low ``significant_bits`` bits (16 for a full-range camera, 12 for a 12-bit one) and is scaled
+    so that range fills 8 bits. Rows may be padded (``step`` > width * bytes per pixel). Raises
+    :class:`ImageConversionError` for anything else.
     """
     buffer, height, width, channels, depth = _checked_buffer(msg)
+    encoding = str(msg.encoding)
     bridge = _cv_bridge()
-    if bridge is not None:
+    if bridge is not None and depth == 1 and encoding not in _EVEN_WIDTH:
         try:
             return np.ascontiguousarray(bridge.imgmsg_to_cv2(msg, desired_encoding='rgb8'))
         except Exception as exc:  # cv_bridge raises its own error types; report them as ours
             raise ImageConversionError(f'cv_bridge could not convert {msg.encoding!r}: {exc}') from exc
     step = int(msg.step)
     rows = buffer.reshape(height, step)[:, : width * channels * depth]
-    encoding = str(msg.encoding)
     if depth == 2:
         big_endian = bool(getattr(msg, 'is_bigendian', False))
-        mono16 = rows.view('>u2' if big_endian else '<u2').reshape(height, width)
-        mono8 = (mono16 >> 8).astype(np.uint8)
-        return np.repeat(mono8[:, :, None], 3, axis=2)
+        # Native byte order: OpenCV reads the buffer as is.
+        pixels = rows.view('>u2' if big_endian else '<u2').reshape(height, width).astype(np.uint16)
+        if encoding.startswith('bayer_'):
+            pixels = cv2.cvtColor(pixels, _BAYER_TO_RGB[encoding[6:10]])
+        eight = _to_8_bits(pixels, significant_bits)
+        return eight if eight.ndim == 3 else np.repeat(eight[:, :, None], 3, axis=2)
+    if encoding.startswith('bayer_'):
+        return cv2.cvtColor(np.ascontiguousarray(rows), _BAYER_TO_RGB[encoding[6:10]])
     pixels = rows.reshape(height, width, channels)
+    if encoding in _YUV422_TO_RGB:
+        return cv2.cvtColor(np.ascontiguousarray(pixels), _YUV422_TO_RGB[encoding])
     if channels == 1:
         return np.repeat(pixels, 3, axis=2)
     if encoding in ('bgr8', 'bgra8', '8UC3'):
         return np.ascontiguousarray(pixels[:, :, 2::-1])
     return np.ascontiguousarray(pixels[:, :, :3])
+
+
+def _to_8_bits(pixels: np.ndarray, significant_bits: int) -> np.ndarray:
+    """uint16 values in the low ``significant_bits`` bits -> uint8 (values above the range saturate)."""
+    if not 8 <= significant_bits <= 16:
+        raise ValueError(f'significant_bits must be in 8..16, got {significant_bits}')
+    return np.minimum(pixels >> (significant_bits - 8), 255).astype(np.uint8)
+
+
+def low_range_warning(msg: Any, significant_bits: int = 16) -> str | None:
+    """For a valid 16-bit Image: a warning when its values use under a quarter of the
+    ``significant_bits`` range (the picture reaching the networks is then dark), else ``None``."""
+    encoding = str(msg.encoding)
+    if INPUT_ENCODINGS.get(encoding, (0, 0))[1] != 2:
+        return None
+    buffer, height, width, _, _ = _checked_buffer(msg)
+    rows = buffer.reshape(height, int(msg.step))[:, : width * 2]
+    peak = int(rows.view('>u2' if getattr(msg, 'is_bigendian', False) else '<u2').max())
+    if peak >= 1 << (significant_bits - 2):
+        return None
+    bits = max(peak.bit_length(), 8)
+    return (f'{encoding} frame peaks at {peak} of {(1 << significant_bits) - 1}: the networks see a dark picture; '
+            f'if the camera has {bits}-bit pixels, set the parameter input_significant_bits to {bits}')
 
 
 def compressed_msg_to_rgb(msg: Any) -> np.ndarray:
@@ -120,6 +175,9 @@ def compressed_msg_to_array(msg: Any) -> np.ndarray:
 
 
 def _decode_compressed(msg: Any, flags: int) -> np.ndarray:
+    if 'compresseddepth' in str(msg.format).lower():
+        raise ImageConversionError(f'compressed image format {msg.format!r} is depth data (compressedDepth), '
+                                   'which the node does not take; subscribe it to a camera picture topic')
     data = np.frombuffer(bytes(msg.data), dtype=np.uint8)
     if data.size == 0:
         raise ImageConversionError(f'compressed image ({msg.format!r}) has no data')

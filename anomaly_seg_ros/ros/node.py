@@ -35,7 +35,7 @@ from ..pipeline import AnomalyPipeline, NonFiniteOutputError, PipelineResult
 from ..resources import default_model_dir
 from ..stages import STAGE_ORDER
 from . import parameters
-from .conversions import compressed_msg_to_rgb, image_msg_to_rgb
+from .conversions import compressed_msg_to_rgb, image_msg_to_rgb, low_range_warning
 from .diagnostics import NodeStatistics, diagnostic_array
 from .node_process import dds_profile_environment, dds_profile_in_use
 from .outputs import OutputSet, required_outputs, serialized_images_round_trip
@@ -113,7 +113,7 @@ class AnomalySegNode(Node):
         self._parallel_publishing = settings.publishing == 'parallel' or (settings.publishing == 'auto' and on_gpu)
         input_qos = _qos(settings.input_reliability, settings.input_depth)
         compressed = settings.input_transport == 'compressed'
-        input_type, self._input_name = (CompressedImage, 'image/compressed') if compressed else (Image, 'image')
+        input_type, self._input_name = (CompressedImage, self._compressed_topic()) if compressed else (Image, 'image')
         self._subscription = self.create_subscription(input_type, self._input_name, self._on_image, input_qos)
         self._diagnostics_pub = self.create_publisher(_diagnostic_array_type(), '/diagnostics', 10)
         self._diagnostics_timer = self.create_timer(settings.diagnostics_period, self._publish_diagnostics)
@@ -130,6 +130,14 @@ class AnomalySegNode(Node):
                                       f'{", ".join(parameters.DEFAULTS)}')
 
     # --- set-up helpers ---------------------------------------------------------------------
+    def _compressed_topic(self) -> str:
+        """image_transport's name for the compressed stream: the resolved (remapped) ``image`` topic plus
+        ``/compressed``, so ``-r image:=/cam/image_raw`` reads ``/cam/image_raw/compressed``."""
+        resolve = getattr(self, 'resolve_topic_name', None)
+        if resolve is None:  # rclpy without name resolution: remap image/compressed itself
+            return 'image/compressed'
+        return f'{resolve("image")}/compressed'
+
     def _make_publisher(self, topic: str) -> Any:
         settings = self._settings
         return self.create_publisher(Image, topic, _qos(settings.output_reliability, settings.output_depth))
@@ -222,12 +230,16 @@ class AnomalySegNode(Node):
             return
         start = time.monotonic()
         try:
-            rgb = _to_rgb(frame.msg)
+            rgb = _to_rgb(frame.msg, settings.input_significant_bits)
         except Exception as exc:  # noqa: BLE001 - any bad input is a skipped frame, never a crash
             problem = str(exc) if isinstance(exc, ImageConversionError) else f'{type(exc).__name__}: {exc}'
             self._stats.count('malformed', problem=problem)
             self._log_throttled('malformed', 'warning', f'skipping input frame: {problem}')
             return
+        if not isinstance(frame.msg, CompressedImage):
+            dark = low_range_warning(frame.msg, settings.input_significant_bits)
+            if dark is not None:
+                self._log_throttled('dark16', 'warning', dark)
         converted = time.monotonic()
         self._sync_weights()
         try:
@@ -314,10 +326,10 @@ def _dds_profile_warning() -> str | None:
             f'output images. Start the node with the launch file, which gives it one, or set {variable}.')
 
 
-def _to_rgb(msg: Any) -> np.ndarray:
+def _to_rgb(msg: Any, significant_bits: int) -> np.ndarray:
     if isinstance(msg, CompressedImage):
         return compressed_msg_to_rgb(msg)
-    return image_msg_to_rgb(msg)
+    return image_msg_to_rgb(msg, significant_bits)
 
 
 def _deserialize_image(data: bytes) -> Any:

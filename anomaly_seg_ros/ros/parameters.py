@@ -18,6 +18,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
+
 from ..errors import AnomalySegError
 from ..runtime.base import BACKEND_NAMES
 from ..visualization import COLORMAPS
@@ -75,6 +77,9 @@ PARAMETERS: tuple[ParameterSpec, ...] = (
                   "or 'cuda:N'.", read_only=True),
     ParameterSpec('input_transport', 'raw', "'raw': subscribe to `image` (sensor_msgs/Image); 'compressed': "
                   'to `image/compressed` (sensor_msgs/CompressedImage, jpeg/png).', read_only=True),
+    ParameterSpec('input_significant_bits', 16, 'Bits a 16-bit camera frame (mono16, 16UC1, bayer_*16) uses, '
+                  'in the low bits of each value: 16 for full-range data, 10 or 12 for 10/12-bit sensors. That '
+                  'range is scaled to 8 bits; larger values saturate.', number_range=(8, 16)),
     ParameterSpec('qos.input_reliability', 'best_effort', 'Input subscription reliability: best_effort '
                   '(receives from any publisher) or reliable.', read_only=True),
     ParameterSpec('qos.input_depth', 1, 'Input queue depth (keep last). 1: the newest frame only.',
@@ -131,6 +136,7 @@ class NodeSettings:
     backend: str
     device: str
     input_transport: str
+    input_significant_bits: int
     input_reliability: str
     input_depth: int
     output_reliability: str
@@ -210,6 +216,13 @@ def _weights(values: Mapping[str, Any]) -> tuple[float, float, float, float] | N
         raise ParameterError('ensemble_weights', f'weights must be non-negative, got {[a, b, c, d]}')
     if a + b + c + d == 0:
         return None
+    # The graph computes in float32: a weight it cannot hold (overflow, or a nonzero value that
+    # flushes to zero) would be silently changed, so it is refused rather than reinterpreted.
+    tiny, huge = float(np.finfo(np.float32).tiny), float(np.finfo(np.float32).max)
+    for weight in (a, b, c, d):
+        if weight > huge or 0 < weight < tiny:
+            raise ParameterError('ensemble_weights', f'{weight:g} is outside float32 range [{tiny:g}, {huge:g}] '
+                                 '(the graph computes in float32); give relative weights, e.g. [0.75, 0.25, 0, 0]')
     return a, b, c, d
 
 
@@ -235,6 +248,7 @@ def validate(values: Mapping[str, Any]) -> NodeSettings:
         backend=_string(values, 'backend', BACKEND_NAMES),
         device=device,
         input_transport=_string(values, 'input_transport', _TRANSPORTS),
+        input_significant_bits=int(_number(values, 'input_significant_bits', integer=True)),
         input_reliability=_string(values, 'qos.input_reliability', _RELIABILITIES),
         input_depth=int(_number(values, 'qos.input_depth', integer=True)),
         output_reliability=_string(values, 'qos.output_reliability', _RELIABILITIES),

@@ -139,7 +139,7 @@ def test_decode_image_gives_colour_as_rgb_one_channel_maps_as_stored_and_refuses
     png = types.SimpleNamespace(format='png', data=cv2.imencode('.png', gray)[1].tobytes())
     np.testing.assert_array_equal(decode_image(png), gray)  # one channel stays one channel
     np.testing.assert_array_equal(decode_image(types.SimpleNamespace(**rgb_to_compressed_fields(rgb, 'png'))), rgb)
-    for bad in (image(gray, 'yuv422'), types.SimpleNamespace(format='jpeg', data=b'not an image')):
+    for bad in (image(gray, 'nv24'), types.SimpleNamespace(format='jpeg', data=b'not an image')):
         with pytest.raises(BagError, match='cannot decode image') as error:
             decode_image(bad)
         assert isinstance(error.value.__cause__, ImageConversionError)

@@ -22,7 +22,7 @@ from sensor_msgs.msg import CompressedImage, Image
 
 from anomaly_seg_ros.ros.conversions import INPUT_ENCODINGS, MAX_IMAGE_PIXELS
 
-UNSUPPORTED_ENCODINGS = ('yuv422', 'yuv422_yuy2', 'bayer_rggb8', '32FC1', '16SC1', '8UC4', 'rgb16', 'RGB8', '', 'jpeg')
+UNSUPPORTED_ENCODINGS = ('nv24', '32FC1', '16SC1', '8UC4', 'rgb16', 'RGB8', '', 'jpeg', 'bayer_rggb32')
 WIDE = 16384
 _MAX_DATA = 1 << 21  # bytes actually sent per frame (declared sizes may be far larger)
 
@@ -52,6 +52,10 @@ def raw_is_valid(case: RawCase) -> bool:
         return False
     if case.width * case.height > MAX_IMAGE_PIXELS:
         return False
+    if case.encoding.startswith('bayer_') and (case.width % 2 or case.height % 2):
+        return False  # a mosaic of 2x2 cells
+    if INPUT_ENCODINGS[case.encoding][0] == 2 and case.width % 2:
+        return False  # YUV 4:2:2: one chroma pair per two pixels
     channels, depth = INPUT_ENCODINGS[case.encoding]
     return case.step >= case.width * channels * depth and case.data_size == case.step * case.height
 

@@ -134,7 +134,7 @@ def test_fuzzed_raw_frames_are_counted_as_malformed_and_the_next_good_frame_is_p
     @example(case=RawCase('rgb8', 10, 4, 64, 255, False, 7))  # data one byte short
     @example(case=RawCase('rgb8', 10, 4, 30, 121, False, 7))  # data one byte long
     @example(case=RawCase('rgb8', WIDE, WIDE, WIDE * 3, 1000, False, 7))  # declared 768 MB, sent 1 kB
-    @example(case=RawCase('yuv422', 10, 4, 20, 80, False, 7))  # unsupported encoding
+    @example(case=RawCase('nv24', 10, 4, 20, 80, False, 7))  # unsupported encoding
     def one_case(case: RawCase) -> None:
         driver.check(driver.feed(case.message(driver.next_stamp())), raw_is_valid(case), case)
         driver.feed_good()

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import signal
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -53,12 +53,13 @@ def make_node(ros_context: Any, executor: Any) -> Iterator[Callable[..., Any]]:
 
     nodes = []
 
-    def make(pipeline: Any = None, **parameters: Any) -> Any:
+    def make(pipeline: Any = None, remaps: Sequence[str] = (), **parameters: Any) -> Any:
         pipeline = pipeline if pipeline is not None else make_fake_pipeline()
         overrides = [Parameter(name.replace('__', '.'), value=value)
                      for name, value in {'model_dir': '/fake', **parameters}.items()]
+        cli_args = ['--ros-args', *(arg for remap in remaps for arg in ('-r', remap))] if remaps else None
         node = AnomalySegNode(pipeline_factory=lambda *args, **kwargs: pipeline, context=ros_context,
-                              parameter_overrides=overrides)
+                              parameter_overrides=overrides, cli_args=cli_args)
         nodes.append(node)
         executor.add_node(node)
         return node

@@ -59,7 +59,7 @@ def test_mono16_keeps_the_top_byte_in_either_byte_order(big_endian):
 
 
 @pytest.mark.parametrize('change, match', [
-    (dict(encoding='yuv422'), 'unsupported encoding .yuv422.'),
+    (dict(encoding='nv24'), 'unsupported encoding .nv24.'),
     (dict(height=0), 'no pixels'),
     (dict(width=0), 'no pixels'),
     (dict(step=5), 'step 5 is shorter'),

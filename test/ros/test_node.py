@@ -82,7 +82,7 @@ def test_malformed_frames_are_skipped_logged_throttled_and_the_next_good_frame_i
     publisher = probe.publisher()
     good = image_msg(rgb_frame(), probe.now_ns())
     unknown = image_msg(rgb_frame(), probe.now_ns())
-    unknown.encoding = 'yuv422_yuy2'
+    unknown.encoding = 'nv24'
     short = image_msg(rgb_frame(), probe.now_ns())
     short.data = short.data[: len(short.data) // 2]
     empty = image_msg(rgb_frame(), probe.now_ns())
@@ -96,7 +96,7 @@ def test_malformed_frames_are_skipped_logged_throttled_and_the_next_good_frame_i
         assert probe.spin_until(lambda c=count: node.statistics.totals()['malformed'] >= c, 5), count
     warnings = [text for level, text in logger.lines if level == 'warning']
     assert len(warnings) == 1, warnings  # throttled: one line for the burst
-    assert "unsupported encoding 'yuv422_yuy2'" in warnings[0]
+    assert "unsupported encoding 'nv24'" in warnings[0]
     _send_frames(probe, lambda: bool(probe.messages('semantic')))
     assert stamp_ns(probe.messages('semantic')[0]) != stamp_ns(good)  # a frame sent after the bad ones
     assert node.statistics.totals()['malformed'] == len(bad)
@@ -140,7 +140,7 @@ def test_colormap_and_ensemble_weights_change_at_run_time(make_node, probe):
                                    Parameter('ensemble_weights', value=[0, 2, 0, 2])])  # integers are fine
     assert all(r.successful for r in results), [r.reason for r in results]
     _send_frames(probe, lambda: bool(probe.messages('anomaly_color')))
-    np.testing.assert_allclose(pipeline.backend.last_weights, [0, 2, 0, 2])
+    np.testing.assert_allclose(pipeline.backend.last_weights, [0, 0.5, 0, 0.5])  # normalized on the host
     msg = probe.messages('anomaly_color')[-1]
     color = np.frombuffer(msg.data, dtype=np.uint8).reshape(msg.height, msg.width, 3)
     assert np.array_equal(color[:, :, 0], color[:, :, 2])  # gray
@@ -165,6 +165,14 @@ def test_compressed_transport_subscribes_to_image_compressed(make_node, probe):
                             10, topic='/image/compressed')
     msg = probe.messages('overlay')[0]
     assert (stamp_ns(msg), msg.header.frame_id, msg.width, msg.height) == (stamp, 'cam', 80, 48)
+
+
+def test_compressed_transport_follows_a_remapped_image_topic_as_image_transport_names_it(make_node, probe):
+    make_node(input_transport='compressed', remaps=['image:=/cam/image_raw'])
+    probe.subscribe(['overlay'])
+    stamp = probe.now_ns()
+    assert probe.send_until(lambda: compressed_msg(rgb_frame(), stamp, 'cam'), lambda: bool(probe.messages('overlay')),
+                            10, topic='/cam/image_raw/compressed')
 
 
 def test_only_the_listed_outputs_are_advertised(make_node, probe):

@@ -138,7 +138,7 @@ def test_malformed_frames_are_skipped_counted_and_the_next_good_frame_is_process
     short = image_msg(rgb_frame(), probe.now_ns())
     short.data = short.data[:100]
     unknown = image_msg(rgb_frame(), probe.now_ns())
-    unknown.encoding = 'yuv422'
+    unknown.encoding = 'nv24'
     empty = image_msg(rgb_frame(), probe.now_ns())
     empty.height = empty.width = empty.step = 0
     empty.data = []

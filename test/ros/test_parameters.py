@@ -65,6 +65,10 @@ def test_integer_numbers_are_accepted_where_floats_are_meant():
     ('ensemble_weights', [1.0, 0.0, 0.0], 'list of 4 numbers'),
     ('ensemble_weights', [1.0, -1.0, 0.0, 0.0], 'non-negative'),
     ('ensemble_weights', [1.0, float('nan'), 0.0, 0.0], 'finite'),
+    ('ensemble_weights', [1e308, 1e308, 0.0, 0.0], 'outside float32 range'),
+    ('ensemble_weights', [1e-320, 0.0, 0.0, 0.0], 'outside float32 range'),
+    ('input_significant_bits', 7, r'outside \[8, 16\]'),
+    ('input_significant_bits', 12.5, 'must be an integer'),
     ('colormap', 'rainbow', 'not one of turbo'),
     ('heatmap_range', [1.0, 0.0], 'low < high'),
     ('overlay_alpha', 1.5, r'outside \[0, 1\]'),
@@ -97,9 +101,9 @@ def test_update_is_validated_together_with_current_values():
         validate_update(current, {'heatmap_range': [0.6, 0.6]})
 
 
-def test_runtime_parameters_are_the_style_size_and_weights():
+def test_runtime_parameters_are_the_style_size_weights_and_input_bits():
     assert set(DEFAULTS) - READ_ONLY == {'output_size', 'ensemble_weights', 'colormap', 'heatmap_range',
-                                         'overlay_alpha'}
+                                         'overlay_alpha', 'input_significant_bits'}
 
 
 def test_every_parameter_has_a_descriptor_with_description_and_range():

@@ -1,0 +1,122 @@
+"""Camera encodings beyond RGB: Bayer, YUV 4:2:2 and 10/12-bit data reach the pipeline as the RGB frame."""
+from __future__ import annotations
+
+import types
+
+import numpy as np
+import pytest
+
+from anomaly_seg_ros.errors import ImageConversionError
+from anomaly_seg_ros.ros.conversions import compressed_msg_to_rgb, image_msg_to_rgb, low_range_warning
+
+
+def _smooth_rgb(height: int = 48, width: int = 64) -> np.ndarray:
+    """A frame whose colours change slowly (demosaicing and chroma subsampling keep such frames),
+    with a different gradient in each channel, so swapped channels or patterns show."""
+    y, x = np.mgrid[0:height, 0:width].astype(np.float32)
+    rgb = np.dstack([40 + 3 * x, 200 - 2 * y, 60 + x + y])
+    return np.clip(rgb, 0, 255).astype(np.uint8)
+
+
+def _msg(rows: np.ndarray, encoding: str, width: int, pad: int = 0, big_endian: bool = False) -> types.SimpleNamespace:
+    raw = rows.astype(rows.dtype.newbyteorder('>' if big_endian else '<')).reshape(rows.shape[0], -1)
+    raw = raw.view(np.uint8)
+    padded = np.zeros((raw.shape[0], raw.shape[1] + pad), np.uint8)
+    padded[:, : raw.shape[1]] = raw
+    return types.SimpleNamespace(height=rows.shape[0], width=width, encoding=encoding, is_bigendian=int(big_endian),
+                                 step=padded.shape[1], data=padded.tobytes())
+
+
+def _mosaic(rgb: np.ndarray, pattern: str) -> np.ndarray:
+    """The Bayer mosaic a sensor with the ROS ``pattern`` (top-left 2x2 cell, row by row) records."""
+    channel = {'r': 0, 'g': 1, 'b': 2}
+    mosaic = np.empty(rgb.shape[:2], rgb.dtype)
+    for i, colour in enumerate(pattern):
+        dy, dx = divmod(i, 2)
+        mosaic[dy::2, dx::2] = rgb[dy::2, dx::2, channel[colour]]
+    return mosaic
+
+
+def _interior_error(out: np.ndarray, rgb: np.ndarray) -> float:
+    return float(np.abs(out[2:-2, 2:-2].astype(int) - rgb[2:-2, 2:-2].astype(int)).mean())
+
+
+@pytest.mark.parametrize('pattern', ['rggb', 'bggr', 'gbrg', 'grbg'])
+def test_bayer8_of_every_pattern_demosaics_to_the_rgb_frame(pattern):
+    rgb = _smooth_rgb()
+    out = image_msg_to_rgb(_msg(_mosaic(rgb, pattern), f'bayer_{pattern}8', rgb.shape[1], pad=6))
+    assert out.shape == rgb.shape and out.dtype == np.uint8
+    assert _interior_error(out, rgb) < 2.0
+    # The wrong pattern (OpenCV's own name for it) swaps red and blue: far off.
+    wrong = {'rggb': 'bggr', 'bggr': 'rggb', 'gbrg': 'grbg', 'grbg': 'gbrg'}[pattern]
+    assert _interior_error(image_msg_to_rgb(_msg(_mosaic(rgb, wrong), f'bayer_{pattern}8', rgb.shape[1])), rgb) > 20
+
+
+@pytest.mark.parametrize('big_endian', [False, True])
+@pytest.mark.parametrize('pattern', ['rggb', 'bggr', 'gbrg', 'grbg'])
+def test_bayer16_demosaics_and_scales_the_significant_bits(pattern, big_endian):
+    rgb = _smooth_rgb()
+    twelve_bit = rgb.astype(np.uint16) << 4  # a 12-bit sensor: values 0..4095
+    msg = _msg(_mosaic(twelve_bit, pattern), f'bayer_{pattern}16', rgb.shape[1], big_endian=big_endian)
+    assert _interior_error(image_msg_to_rgb(msg, significant_bits=12), rgb) < 2.0
+    assert image_msg_to_rgb(msg).max() < 16  # read as 16-bit data, the same frame is nearly black
+
+
+@pytest.mark.parametrize('encoding, order', [('yuv422', 'uyvy'), ('uyvy', 'uyvy'),
+                                             ('yuv422_yuy2', 'yuyv'), ('yuyv', 'yuyv')])
+def test_yuv422_converts_to_the_rgb_frame(encoding, order):
+    rgb = _smooth_rgb()
+    r, g, b = (rgb[:, :, i].astype(float) for i in range(3))
+    # BT.601 video range, what cameras send.
+    y = np.rint(16 + (65.481 * r + 128.553 * g + 24.966 * b) / 255).astype(int)
+    u = 128 + (-37.797 * r - 74.203 * g + 112.0 * b) / 255
+    v = 128 + (112.0 * r - 93.786 * g - 18.214 * b) / 255
+    # 4:2:2: one U and one V per pixel pair (their mean), packed in the camera's byte order.
+    u2 = np.rint((u[:, 0::2] + u[:, 1::2]) / 2).astype(np.uint8)
+    v2 = np.rint((v[:, 0::2] + v[:, 1::2]) / 2).astype(np.uint8)
+    y0, y1 = y[:, 0::2].astype(np.uint8), y[:, 1::2].astype(np.uint8)
+    parts = {'uyvy': (u2, y0, v2, y1), 'yuyv': (y0, u2, y1, v2)}[order]
+    packed = np.stack(parts, axis=2).reshape(rgb.shape[0], -1)
+    out = image_msg_to_rgb(_msg(packed, encoding, rgb.shape[1], pad=4))
+    assert out.shape == rgb.shape
+    assert _interior_error(out, rgb) < 3.0
+
+
+@pytest.mark.parametrize('bits', [10, 12, 16])
+def test_mono16_uses_the_full_range_of_its_significant_bits(bits):
+    values = np.array([[0, (1 << bits) - 1, 1 << (bits - 1), (1 << bits) // 4]], np.uint16)
+    out = image_msg_to_rgb(_msg(values, 'mono16', 4), significant_bits=bits)[:, :, 0]
+    np.testing.assert_array_equal(out[0], [0, 255, 128, 64])
+
+
+def test_values_above_the_significant_bits_saturate_instead_of_wrapping():
+    out = image_msg_to_rgb(_msg(np.array([[4095, 65535]], np.uint16), '16UC1', 2), significant_bits=12)
+    np.testing.assert_array_equal(out[0, :, 0], [255, 255])
+
+
+def test_a_16_bit_frame_in_a_small_part_of_its_range_is_warned_about_with_the_fix():
+    twelve_bit = _msg(np.array([[0, 4000]], np.uint16), 'mono16', 2)
+    warning = low_range_warning(twelve_bit, significant_bits=16)
+    assert warning is not None and 'input_significant_bits to 12' in warning
+    assert low_range_warning(twelve_bit, significant_bits=12) is None
+    assert low_range_warning(_msg(np.zeros((2, 2), np.uint8), 'mono8', 2)) is None
+
+
+@pytest.mark.parametrize('encoding, width, height', [('yuv422', 7, 4), ('bayer_rggb8', 8, 5), ('yuyv', 1, 1)])
+def test_odd_sizes_that_cannot_hold_the_pattern_are_refused(encoding, width, height):
+    rows = np.zeros((height, width * (2 if 'y' in encoding[:3] else 1)), np.uint8)
+    with pytest.raises(ImageConversionError, match='even'):
+        image_msg_to_rgb(_msg(rows, encoding, width))
+
+
+@pytest.mark.parametrize('encoding', ['32FC1', '16UC3', '64FC1'])
+def test_depth_and_float_images_are_refused_as_not_camera_pictures(encoding):
+    msg = types.SimpleNamespace(height=2, width=2, encoding=encoding, is_bigendian=0, step=8, data=bytes(16))
+    with pytest.raises(ImageConversionError, match='not a camera picture'):
+        image_msg_to_rgb(msg)
+
+
+def test_compressed_depth_is_named_unsupported_rather_than_undecodable():
+    msg = types.SimpleNamespace(format='16UC1; compressedDepth png', data=b'\x00' * 20)
+    with pytest.raises(ImageConversionError, match='compressedDepth'):
+        compressed_msg_to_rgb(msg)
