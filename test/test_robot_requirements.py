@@ -1,0 +1,55 @@
+"""requirements/robot.txt resolves where robots are (Python 3.10 and 3.12, x86_64 and aarch64) without
+numpy 2 or a pip OpenCV over the distribution's. Uses pip's resolver against the package index, no install."""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+# (Python, the distribution's numpy): Ubuntu 22.04 (Humble, JetPack 6) and 24.04 (Jazzy, Kilted).
+DISTRIBUTIONS = [('3.10', '1.21.5'), ('3.12', '1.26.4')]
+_NETWORK_TROUBLE = ('Could not fetch URL', 'Connection', 'Temporary failure', 'Max retries', 'timed out')
+
+
+def _resolve(python: str, machine: str, tmp_path: Path) -> list[tuple[str, str]]:
+    report = tmp_path / f'report_{python}_{machine}.json'
+    command = [sys.executable, '-m', 'pip', 'install', '--dry-run', '--quiet', '--ignore-installed',
+               '--target', str(tmp_path / 'target'), '--report', str(report), '--python-version', python,
+               '--only-binary=:all:', '--platform', f'manylinux2014_{machine}',
+               '--platform', f'manylinux_2_28_{machine}', '-r', str(ROOT / 'requirements' / 'robot.txt')]
+    try:
+        result = subprocess.run(command, capture_output=True, text=True, timeout=240)
+    except subprocess.TimeoutExpired:
+        pytest.skip('the package index did not answer within 240 s')
+    if result.returncode != 0:
+        if any(text in result.stderr for text in _NETWORK_TROUBLE) and 'ResolutionImpossible' not in result.stderr:
+            pytest.skip(f'package index unreachable: {result.stderr.strip().splitlines()[-1]}')
+        pytest.fail(f'robot requirements do not resolve for Python {python} {machine}:\n{result.stderr[-2000:]}')
+    return [(item['metadata']['name'].lower(), item['metadata']['version'])
+            for item in json.loads(report.read_text())['install']]
+
+
+@pytest.mark.parametrize('machine', ['x86_64', 'aarch64'])
+@pytest.mark.parametrize('python, distribution_numpy', DISTRIBUTIONS)
+def test_robot_requirements_resolve_without_numpy_2_or_a_pip_opencv(python, distribution_numpy, machine, tmp_path):
+    installed = dict(_resolve(python, machine, tmp_path))
+    assert 'onnxruntime' in installed and 'rosbags' in installed
+    assert not any(name.startswith('opencv') for name in installed)
+    assert int(installed.get('numpy', distribution_numpy).split('.')[0]) == 1
+
+
+def test_package_xml_declares_every_ros_package_the_code_imports():
+    import re
+    import xml.etree.ElementTree as ET
+
+    declared = {e.text for e in ET.parse(ROOT / 'package.xml').getroot() if e.tag in ('exec_depend', 'depend')}
+    ros_packages = {'rclpy', 'rcl_interfaces', 'ament_index_python', 'sensor_msgs', 'std_msgs', 'diagnostic_msgs',
+                    'cv_bridge', 'launch', 'launch_ros', 'builtin_interfaces'}
+    pattern = re.compile(r'^\s*(?:from|import) (\w+)', re.MULTILINE)
+    imported = {name for path in [*(ROOT / 'anomaly_seg_ros').rglob('*.py'), *(ROOT / 'launch').glob('*.py')]
+                for name in pattern.findall(path.read_text())} & ros_packages
+    assert imported - declared == set()
