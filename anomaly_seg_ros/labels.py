@@ -178,13 +178,21 @@ class LabelSet:
         return cls(
             name=str(data['name']),
             class_names=tuple(str(n) for n in data['class_names']),
-            colors=tuple((int(c[0]), int(c[1]), int(c[2])) for c in data['colors']),
+            colors=tuple(_color(c, i) for i, c in enumerate(data['colors'])),
             raw_to_train={int(k): int(v) for k, v in data['raw_to_train'].items()},
             void_ids=tuple(int(v) for v in data.get('void_ids', ())),
             instance_ids=tuple(int(v) for v in data.get('instance_ids', ())),
             raw_names={int(k): str(v) for k, v in data.get('raw_names', {}).items()},
             ignore_index=int(data.get('ignore_index', IGNORE_INDEX)),
         )
+
+
+def _color(value: Any, index: int) -> tuple[int, int, int]:
+    """One ``colors`` entry: [R, G, B], each 0..255; ValueError naming the entry otherwise."""
+    if isinstance(value, (str, bytes)) or not isinstance(value, Sequence) or len(value) != 3 or not all(
+            isinstance(v, int) and not isinstance(v, bool) and 0 <= v <= 255 for v in value):
+        raise ValueError(f'label_set.colors[{index}] is {value!r}; each color is [R, G, B] with integers 0..255')
+    return int(value[0]), int(value[1]), int(value[2])
 
 
 def _cityscapes_subset(name: str, class_names: Sequence[str]) -> LabelSet:

@@ -6,21 +6,43 @@
 Arguments: image (camera topic; with input_transport compressed, <image>/compressed is used),
 params_file (default: the package's config/anomaly_seg.yaml), model_dir and backend (empty: the
 params file's values), rviz (true: also RViz with rviz_config, default the package's
-config/anomaly_seg.rviz), dds_profile (the Fast DDS profile for the node and RViz, default the
-package's config/fastdds_large_images.xml, without which Fast DDS loses multi-megabyte images
-between processes; empty: leave the environment as it is).
+config/anomaly_seg.rviz; where rviz2 is not installed, a warning and the node alone), dds_profile
+(the Fast DDS profile for the node and RViz, default the package's config/fastdds_large_images.xml,
+without which Fast DDS loses multi-megabyte images between processes; `keep`: leave the
+environment's profile as it is). The profile goes into the one variable the running distribution's
+Fast DDS reads.
 Python launch format, as ROS 2 Humble reads it.
 """
 # ruff: noqa: I001 - ruff takes `launch` for this folder (first party); it is ROS 2's launch package
+import os
+
+from ament_index_python.packages import PackageNotFoundError, get_package_prefix
 from launch import LaunchDescription
-from launch.actions import DeclareLaunchArgument, OpaqueFunction
+from launch.actions import DeclareLaunchArgument, LogInfo, OpaqueFunction
 from launch.substitutions import LaunchConfiguration, PathJoinSubstitution
 from launch_ros.actions import Node
 from launch_ros.substitutions import FindPackageShare
 
 PACKAGE = 'anomaly_seg_ros'
-# Fast DDS 3 (Kilted and later) reads the first, Fast DDS 2 (Humble, Jazzy) the second.
-DDS_PROFILE_VARIABLES = ('FASTDDS_DEFAULT_PROFILES_FILE', 'FASTRTPS_DEFAULT_PROFILES_FILE')
+# Fast DDS 2 (Humble, Iron, Jazzy) reads FASTRTPS_..., Fast DDS 3 (Kilted and later) FASTDDS_... and
+# warns that the older name is deprecated when it is set.
+FAST_DDS_2_DISTRIBUTIONS = ('humble', 'iron', 'jazzy')
+# ros2 launch's argument parser refuses `name:=` with nothing after it, so "keep yours" needs a word.
+KEEP_PROFILE = 'keep'
+
+
+def _profile_variable():
+    if os.environ.get('ROS_DISTRO', '').lower() in FAST_DDS_2_DISTRIBUTIONS:
+        return 'FASTRTPS_DEFAULT_PROFILES_FILE'
+    return 'FASTDDS_DEFAULT_PROFILES_FILE'
+
+
+def _installed(package):
+    try:
+        get_package_prefix(package)
+    except PackageNotFoundError:
+        return False
+    return True
 
 
 def _nodes(context, *args, **kwargs):
@@ -34,7 +56,7 @@ def _nodes(context, *args, **kwargs):
     if overrides:
         parameters.append(overrides)
     profile = LaunchConfiguration('dds_profile').perform(context)
-    environment = {name: profile for name in DDS_PROFILE_VARIABLES} if profile else {}
+    environment = {_profile_variable(): profile} if profile not in ('', KEEP_PROFILE) else {}
     nodes = [Node(
         package=PACKAGE,
         executable='anomaly_seg_node',
@@ -46,6 +68,10 @@ def _nodes(context, *args, **kwargs):
         additional_env=environment,
     )]
     if LaunchConfiguration('rviz').perform(context).lower() in ('true', '1'):
+        if not _installed('rviz2'):
+            # Warn and go on: failing here would stop launch after the node started, leaving it orphaned.
+            return nodes + [LogInfo(msg='rviz:=true but rviz2 is not installed (sudo apt install '
+                                        'ros-$ROS_DISTRO-rviz2); starting the node without RViz')]
         nodes.append(Node(
             package='rviz2',
             executable='rviz2',
@@ -74,6 +100,6 @@ def generate_launch_description():
         DeclareLaunchArgument('dds_profile',
                               default_value=PathJoinSubstitution([share, 'config', 'fastdds_large_images.xml']),
                               description='Fast DDS profile file for the node and RViz (large images); '
-                                          'empty: keep the environment\'s'),
+                                          f'{KEEP_PROFILE}: keep the environment\'s'),
         OpaqueFunction(function=_nodes),
     ])

@@ -56,6 +56,9 @@ def test_metadata_of_another_format_version_is_refused(tmp_path):
     (lambda d: d.update(ensemble_weights=[1, 1]), 'ensemble_weights must be 4'),
     (lambda d: d['stages']['segmentation'].pop('input_size'), 'malformed metadata'),
     (lambda d: d['label_set'].update(colors=[[0, 0, 0]]), 'malformed metadata'),
+    (lambda d: d['label_set']['colors'].__setitem__(2, [10, 20]), r'label_set.colors\[2\] is \[10, 20\]'),
+    (lambda d: d['label_set']['colors'].__setitem__(0, [10, 20, 300]), r'label_set.colors\[0\].*0..255'),
+    (lambda d: d['label_set']['colors'].__setitem__(1, 'red'), r'label_set.colors\[1\]'),
 ])
 def test_inconsistent_metadata_is_refused_with_a_reason(tmp_path, mutate, match):
     data = _config().to_dict()

@@ -12,6 +12,7 @@ fatal log line and exit status 2.
 from __future__ import annotations
 
 import os
+import signal
 import sys
 import threading
 import time
@@ -389,6 +390,9 @@ def main(args: Sequence[str] | None = None) -> int:
     except (KeyboardInterrupt, ExternalShutdownException):
         pass
     finally:
+        # A second Ctrl-C during the (bounded) tear-down would raise inside it and end the process
+        # killed by SIGINT (status -2) instead of stopping cleanly: it is ignored from here on.
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
         _exit_after(STOP_TIMEOUT_S + TEARDOWN_TIMEOUT_S, 0 if sys.exc_info()[0] is None else 1)
         clean = node.close()
         node.destroy_node()

@@ -60,3 +60,20 @@ def test_a_signal_during_inference_ends_the_node_within_two_seconds(slow_node, p
         os.killpg(node.process.pid, 0)  # nothing of its process group is left
     assert 'Traceback' not in log
     assert not probe.messages('anomaly'), 'the slow frame cannot have finished'
+
+
+def test_ctrl_c_twice_during_inference_still_ends_the_node_cleanly(slow_node, probe_factory):
+    node, marker = slow_node
+    probe: Any = probe_factory()
+    probe.wait_for_node_subscription(timeout=90)
+    probe.subscribe(['anomaly'])  # outputs nobody subscribes to are not computed
+    started = probe.send_until(lambda: image_msg(rgb_frame(), probe.now_ns()), marker.exists, 30, period=0.2)
+    assert started, f'inference never started:\n{node.log()}'
+    time.sleep(0.2)
+    node.process.send_signal(signal.SIGINT)
+    time.sleep(0.05)  # the second lands during the tear-down
+    seconds = node.stop(signal.SIGINT, timeout=10.0)
+    log = node.log()
+    assert seconds < 2.0, f'took {seconds:.2f} s to end:\n{log}'
+    assert node.process.returncode == 0, log
+    assert 'Traceback' not in log

@@ -18,11 +18,13 @@ RVIZ_FILE = ROOT / 'config' / 'anomaly_seg.rviz'
 # What the launch file may use: all of it exists in ROS 2 Humble's launch and launch_ros.
 HUMBLE_API = {
     'launch': {'LaunchDescription'},
-    'launch.actions': {'DeclareLaunchArgument', 'OpaqueFunction'},
+    'launch.actions': {'DeclareLaunchArgument', 'LogInfo', 'OpaqueFunction'},
     'launch.substitutions': {'LaunchConfiguration', 'PathJoinSubstitution'},
     'launch_ros.actions': {'Node'},
     'launch_ros.substitutions': {'FindPackageShare'},
+    'ament_index_python.packages': {'PackageNotFoundError', 'get_package_prefix'},
 }
+INSTALLED = {'rviz2'}  # what the stand-in ament index finds; tests change it
 
 
 class _Recorded:
@@ -38,7 +40,15 @@ class _LaunchConfiguration(_Recorded):
 @pytest.fixture
 def launch_module(monkeypatch):
     """The launch file imported against recording stand-ins of launch and launch_ros."""
-    classes = {'LaunchConfiguration': _LaunchConfiguration}
+    not_found = type('PackageNotFoundError', (KeyError,), {})
+
+    def get_package_prefix(package):
+        if package not in INSTALLED:
+            raise not_found(package)
+        return f'/opt/ros/test/{package}'
+
+    classes = {'LaunchConfiguration': _LaunchConfiguration, 'PackageNotFoundError': not_found,
+               'get_package_prefix': get_package_prefix}
     for module_name, names in HUMBLE_API.items():
         module = types.ModuleType(module_name)
         for name in names:
@@ -55,7 +65,8 @@ def test_launch_file_imports_only_what_humble_has():
         if isinstance(node, ast.ImportFrom):
             assert node.module in HUMBLE_API, node.module
             assert {a.name for a in node.names} <= HUMBLE_API[node.module], node.module
-        assert not isinstance(node, ast.Import), 'plain imports are not expected in the launch file'
+        if isinstance(node, ast.Import):
+            assert [a.name for a in node.names] == ['os'], 'only the standard library\'s os is expected'
 
 
 def _arguments(description):
@@ -97,18 +108,33 @@ def test_launch_starts_the_node_with_params_file_remappings_and_overrides(launch
     assert node['parameters'] == ['/cfg/a.yaml', {'model_dir': '/models/x', 'backend': 'tensorrt'}]
 
 
-def test_node_and_rviz_get_the_large_image_dds_profile_unless_it_is_emptied(launch_module):
+@pytest.mark.parametrize('distribution, variable', [('humble', 'FASTRTPS_DEFAULT_PROFILES_FILE'),
+                                                    ('jazzy', 'FASTRTPS_DEFAULT_PROFILES_FILE'),
+                                                    ('kilted', 'FASTDDS_DEFAULT_PROFILES_FILE')])
+def test_node_and_rviz_get_the_large_image_dds_profile_in_the_variable_their_fast_dds_reads(
+        launch_module, monkeypatch, distribution, variable):
+    monkeypatch.setenv('ROS_DISTRO', distribution)
     description = launch_module.generate_launch_description()
     default = _arguments(description)['dds_profile']['default_value']
     assert default.args[0][1:] == ['config', 'fastdds_large_images.xml']
     assert (ROOT / 'config' / 'fastdds_large_images.xml').is_file()
     node, rviz = _started(description, {**CONTEXT, 'rviz': 'true'})
-    expected = {'FASTDDS_DEFAULT_PROFILES_FILE': CONTEXT['dds_profile'],
-                'FASTRTPS_DEFAULT_PROFILES_FILE': CONTEXT['dds_profile']}
+    expected = {variable: CONTEXT['dds_profile']}  # only that one: Kilted warns about the older name
     assert node['additional_env'] == expected and rviz['additional_env'] == expected
     assert rviz['executable'] == 'rviz2' and rviz['arguments'] == ['-d', CONTEXT['rviz_config']]
-    (node,) = _started(description, {**CONTEXT, 'dds_profile': ''})
+
+
+@pytest.mark.parametrize('keep', ['keep', ''])
+def test_dds_profile_keep_leaves_the_users_own_profile(launch_module, keep):
+    (node,) = _started(launch_module.generate_launch_description(), {**CONTEXT, 'dds_profile': keep})
     assert node['additional_env'] == {}
+
+
+def test_rviz_requested_where_it_is_not_installed_warns_and_starts_the_node_alone(launch_module, monkeypatch):
+    monkeypatch.setattr(sys.modules[__name__], 'INSTALLED', set())
+    node, warning = launch_module._nodes({**CONTEXT, 'rviz': 'true'})
+    assert node.kwargs['executable'] == 'anomaly_seg_node'
+    assert type(warning).__name__ == 'LogInfo' and 'rviz2 is not installed' in warning.kwargs['msg']
 
 
 def test_rviz_view_shows_camera_overlay_heatmap_and_semantic_topics():
