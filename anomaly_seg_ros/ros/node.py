@@ -231,7 +231,10 @@ class AnomalySegNode(Node):
             return
         start = time.monotonic()
         try:
+            if not isinstance(frame.msg, CompressedImage):
+                _check_frame_pixels(int(frame.msg.width), int(frame.msg.height), settings.max_frame_pixels)
             rgb = _to_rgb(frame.msg, settings.input_significant_bits)
+            _check_frame_pixels(rgb.shape[1], rgb.shape[0], settings.max_frame_pixels)
         except Exception as exc:  # noqa: BLE001 - any bad input is a skipped frame, never a crash
             problem = str(exc) if isinstance(exc, ImageConversionError) else f'{type(exc).__name__}: {exc}'
             self._stats.count('malformed', problem=problem)
@@ -325,6 +328,13 @@ def _dds_profile_warning() -> str | None:
         'config/fastdds_large_images.xml')
     return ('Fast DDS runs without a profile: its 512 KB shared-memory segment loses or delays this node\'s large '
             f'output images. Start the node with the launch file, which gives it one, or set {variable}.')
+
+
+def _check_frame_pixels(width: int, height: int, limit: int) -> None:
+    """Refuse a frame above ``max_frame_pixels`` before it costs memory (raw frames: before conversion)."""
+    if width * height > limit:
+        raise ImageConversionError(f'frame {width}x{height} has {width * height} pixels, above max_frame_pixels '
+                                   f'({limit}); raise the parameter if the camera really sends such frames')
 
 
 def _to_rgb(msg: Any, significant_bits: int) -> np.ndarray:

@@ -45,6 +45,9 @@ _TRANSPORTS = ('raw', 'compressed')
 _PUBLISHING = ('auto', 'parallel', 'inline')
 _SIZE_PATTERN = re.compile(r'^\s*(\d+)\s*x\s*(\d+)\s*$')
 MAX_DEPTH = 100
+# A 4K camera frame; the conversion layer's own hard limit is the range's upper end.
+DEFAULT_MAX_FRAME_PIXELS = 4096 * 2160
+MAX_FRAME_PIXELS_LIMIT = 16384 * 16384
 
 
 class ParameterError(AnomalySegError):
@@ -97,6 +100,10 @@ PARAMETERS: tuple[ParameterSpec, ...] = (
                   "frame is taken (lower latency where inference already keeps every core busy, as a CPU "
                   "backend does on a small machine); 'auto': parallel when the backend runs on a GPU, else "
                   'inline.', read_only=True),
+    ParameterSpec('max_frame_pixels', DEFAULT_MAX_FRAME_PIXELS, 'Largest camera frame and output_size, in '
+                  'pixels (width x height): bigger camera frames are skipped with a reason, a bigger '
+                  'output_size is refused. Bounds the memory a frame takes; the default (4096x2160, 4K) fits '
+                  'an 8 GB Jetson.', number_range=(1, MAX_FRAME_PIXELS_LIMIT)),
     ParameterSpec('output_size', 'input', "Size of published maps: 'input' (the camera frame's), 'network' "
                   "(each stage's own resolution) or 'WIDTHxHEIGHT'."),
     ParameterSpec('ensemble_weights', [0.0, 0.0, 0.0, 0.0], 'Ensemble weights (dissimilarity, entropy, '
@@ -144,6 +151,7 @@ class NodeSettings:
     outputs: tuple[str, ...]
     publishing: str
     output_size: tuple[int, int] | str | None
+    max_frame_pixels: int
     ensemble_weights: tuple[float, float, float, float] | None
     style: HeatmapStyle
     diagnostics_period: float
@@ -195,6 +203,10 @@ def _output_size(values: Mapping[str, Any]) -> tuple[int, int] | str | None:
     width, height = int(match.group(1)), int(match.group(2))
     if not (1 <= width <= 16384 and 1 <= height <= 16384):
         raise ParameterError('output_size', f'{width}x{height}: width and height must be in 1..16384')
+    limit = int(_number(values, 'max_frame_pixels', integer=True))
+    if width * height > limit:
+        raise ParameterError('output_size', f'{width}x{height} is {width * height} pixels, above max_frame_pixels '
+                             f'({limit}); every output of that size is held in memory at once')
     return height, width
 
 
@@ -256,6 +268,7 @@ def validate(values: Mapping[str, Any]) -> NodeSettings:
         outputs=_outputs(values),
         publishing=_string(values, 'publishing', _PUBLISHING),
         output_size=_output_size(values),
+        max_frame_pixels=int(_number(values, 'max_frame_pixels', integer=True)),
         ensemble_weights=_weights(values),
         style=_style(values),
         diagnostics_period=float(_number(values, 'diagnostics_period')),

@@ -42,6 +42,8 @@ INVALID = [
     ('ensemble_weights', 0.5, 'list of 4 numbers'),
     ('ensemble_weights', [1e308, 1.0, 0.0, 0.0], 'float32 range'),
     ('input_significant_bits', 20, 'out of range'),
+    ('max_frame_pixels', 0, 'out of range'),
+    ('output_size', '8192x8192', 'above max_frame_pixels'),
     ('input_significant_bits', 'twelve', 'type'),
     ('colormap', 'rainbow', 'not one of'),
     ('colormap', '', 'not one of'),

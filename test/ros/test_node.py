@@ -175,6 +175,19 @@ def test_compressed_transport_follows_a_remapped_image_topic_as_image_transport_
                             10, topic='/cam/image_raw/compressed')
 
 
+def test_frames_above_max_frame_pixels_are_skipped_with_a_reason_and_smaller_ones_processed(make_node, probe,
+                                                                                           monkeypatch):
+    node = make_node(max_frame_pixels=48 * 80)
+    logger = _Logger()
+    monkeypatch.setattr(node, 'get_logger', lambda: logger)
+    probe.subscribe(['semantic'])
+    probe.wait_for_node_subscription()
+    probe.publisher().publish(image_msg(rgb_frame(49, 80), probe.now_ns()))
+    assert probe.spin_until(lambda: node.statistics.totals()['malformed'] >= 1, 5)
+    assert any('above max_frame_pixels' in text for _, text in logger.lines), logger.lines
+    _send_frames(probe, lambda: bool(probe.messages('semantic')))  # 48x80 fits
+
+
 def test_only_the_listed_outputs_are_advertised(make_node, probe):
     node = make_node(outputs=['anomaly', 'overlay'])
     assert node.advertised_outputs == ('anomaly', 'overlay')

@@ -68,6 +68,8 @@ def test_integer_numbers_are_accepted_where_floats_are_meant():
     ('ensemble_weights', [1e308, 1e308, 0.0, 0.0], 'outside float32 range'),
     ('ensemble_weights', [1e-320, 0.0, 0.0, 0.0], 'outside float32 range'),
     ('input_significant_bits', 7, r'outside \[8, 16\]'),
+    ('max_frame_pixels', 0, 'outside'),
+    ('output_size', '8192x8192', 'above max_frame_pixels'),
     ('input_significant_bits', 12.5, 'must be an integer'),
     ('colormap', 'rainbow', 'not one of turbo'),
     ('heatmap_range', [1.0, 0.0], 'low < high'),
@@ -103,7 +105,7 @@ def test_update_is_validated_together_with_current_values():
 
 def test_runtime_parameters_are_the_style_size_weights_and_input_bits():
     assert set(DEFAULTS) - READ_ONLY == {'output_size', 'ensemble_weights', 'colormap', 'heatmap_range',
-                                         'overlay_alpha', 'input_significant_bits'}
+                                         'overlay_alpha', 'input_significant_bits', 'max_frame_pixels'}
 
 
 def test_every_parameter_has_a_descriptor_with_description_and_range():
