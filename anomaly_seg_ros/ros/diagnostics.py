@@ -31,7 +31,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ['OK', 'WARN', 'ERROR', 'NodeStatistics', 'StatusReport', 'diagnostic_array']
+__all__ = ['OK', 'WARN', 'ERROR', 'DiagnosticThresholds', 'NodeStatistics', 'StatusReport', 'diagnostic_array']
 
 OK, WARN, ERROR = 0, 1, 2
 _COUNTERS = ('received', 'processed', 'dropped', 'malformed', 'nonfinite', 'failed', 'idle')
@@ -44,6 +44,15 @@ class StatusReport:
     level: int
     message: str
     values: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class DiagnosticThresholds:
+    """Where a period's figures turn the status to WARN (node parameters ``diagnostics.*``)."""
+
+    max_drop_fraction: float = 0.5      # dropped / received frames
+    max_latency_ms: float = 1000.0      # p90, receive -> publish
+    max_stamp_skew_ms: float = 5000.0   # |now - header stamp| (median): clock mismatch or stale frames
 
 
 class NodeStatistics:
@@ -94,8 +103,10 @@ class NodeStatistics:
         with self._lock:
             return {name: self._totals[name] for name in _COUNTERS}
 
-    def report(self, static: Mapping[str, Any] | None = None) -> StatusReport:
-        """Status over the period since the previous report (rates, latency) plus totals."""
+    def report(self, static: Mapping[str, Any] | None = None,
+               thresholds: DiagnosticThresholds | None = None) -> StatusReport:
+        """Status over the period since the previous report (rates, latency) plus totals; the level is
+        the worst of the problems found (diagnostic_updater's convention), the message names each."""
         with self._lock:
             now = self._clock()
             elapsed = max(now - self._last_report_time, 1e-9)
@@ -131,26 +142,50 @@ class NodeStatistics:
                 values[f'last_{kind}'] = problems[kind]
         values.update({key: str(value) for key, value in (static or {}).items()})
 
-        level, message = _level(delta, totals)
+        level, message = _level(delta, totals, latency, stamp_age, thresholds or DiagnosticThresholds())
         rates = f'in {values["input_rate_hz"]} Hz, out {values["output_rate_hz"]} Hz'
         if 'latency_ms_p50' in values:
             rates += f', latency p50 {values["latency_ms_p50"]} ms'
         return StatusReport(level, f'{message}; {rates}' if message else rates, values)
 
 
-def _level(delta: Mapping[str, int], totals: Mapping[str, int]) -> tuple[int, str]:
+def _level(delta: Mapping[str, int], totals: Mapping[str, int], latency: np.ndarray, stamp_age: np.ndarray,
+           thresholds: DiagnosticThresholds) -> tuple[int, str]:
+    problems: list[tuple[int, str]] = []
     if delta['nonfinite'] or delta['failed']:
-        return ERROR, (f'{delta["nonfinite"]} frames with non-finite outputs and {delta["failed"]} failed '
-                       'frames not published')
-    if delta['malformed']:
-        return WARN, f'{delta["malformed"]} malformed input frames skipped'
-    if totals['received'] == 0:
-        return WARN, 'no input frames received yet'
-    if delta['received'] == 0:
-        return WARN, 'no input frames in the last period'
-    if delta['processed'] == 0 and delta['idle']:
-        return OK, 'idle: no subscriber on any output topic'
-    return OK, ''
+        problems.append((ERROR, f'{delta["nonfinite"]} frames with non-finite outputs and {delta["failed"]} '
+                                'failed frames not published'))
+    if delta['malformed'] and delta['malformed'] >= delta['received']:
+        problems.append((ERROR, f'every input frame refused ({delta["malformed"]} malformed)'))
+    elif delta['malformed']:
+        problems.append((WARN, f'{delta["malformed"]} malformed input frames skipped'))
+    # Three frames, none out, none dropped: with the one-slot mailbox a merely slow pipeline would have
+    # dropped the middle one, so the outputs are stuck.
+    elif delta['received'] >= 3 and not delta['processed'] and not delta['idle'] and not delta['dropped']:
+        problems.append((ERROR, f'{delta["received"]} input frames and no output'))
+    if delta['received'] and delta['dropped'] / delta['received'] > thresholds.max_drop_fraction:
+        problems.append((WARN, f'{delta["dropped"] / delta["received"]:.0%} of input frames dropped (above '
+                               f'{thresholds.max_drop_fraction:.0%}): the pipeline is slower than the camera'))
+    if latency.size and np.percentile(latency, 90) > thresholds.max_latency_ms:
+        problems.append((WARN, f'latency p90 {np.percentile(latency, 90):.0f} ms above '
+                               f'{thresholds.max_latency_ms:.0f} ms'))
+    if stamp_age.size:
+        age = float(np.median(stamp_age))
+        if age < -thresholds.max_stamp_skew_ms:
+            problems.append((WARN, f'frame stamps {-age / 1e3:.1f} s in the future: camera and node clocks differ'))
+        elif age > thresholds.max_stamp_skew_ms:
+            problems.append((WARN, f'frame stamps {age / 1e3:.1f} s old: clock mismatch, or a bag replayed '
+                                   'without use_sim_time'))
+    if not problems:
+        if totals['received'] == 0:
+            problems.append((WARN, 'no input frames received yet'))
+        elif delta['received'] == 0:
+            problems.append((WARN, 'no input frames in the last period'))
+        elif delta['processed'] == 0 and delta['idle']:
+            problems.append((OK, 'idle: no subscriber on any output topic'))
+    if not problems:
+        return OK, ''
+    return max(level for level, _ in problems), '; '.join(text for _, text in problems)
 
 
 def diagnostic_array(report: StatusReport, name: str, hardware_id: str, stamp: Any) -> Any:

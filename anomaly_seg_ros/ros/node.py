@@ -205,7 +205,7 @@ class AnomalySegNode(Node):
         return SetParametersResult(successful=True)
 
     def _publish_diagnostics(self) -> None:
-        report = self._stats.report(self._static_facts())
+        report = self._stats.report(self._static_facts(), self._settings.diagnostic_thresholds)
         facts = report.values
         msg = diagnostic_array(report, f'{self.get_name()}: anomaly segmentation',
                                f'{facts["backend"]} {facts["device"]}', self.get_clock().now().to_msg())

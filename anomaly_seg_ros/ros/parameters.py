@@ -23,6 +23,7 @@ import numpy as np
 from ..errors import AnomalySegError
 from ..runtime.base import BACKEND_NAMES
 from ..visualization import COLORMAPS
+from .diagnostics import DiagnosticThresholds
 from .outputs import OUTPUT_TOPICS
 
 __all__ = [
@@ -114,6 +115,15 @@ PARAMETERS: tuple[ParameterSpec, ...] = (
                   'values outside saturate.', dynamic_typing=True),
     ParameterSpec('overlay_alpha', 0.5, 'Heatmap weight in the overlay (0: camera only, 1: heatmap only).',
                   number_range=(0.0, 1.0), dynamic_typing=True),
+    ParameterSpec('diagnostics.max_drop_fraction', 0.5, 'WARN on /diagnostics when more than this fraction of '
+                  'the input frames of a period is dropped (the pipeline is slower than the camera).',
+                  read_only=True, number_range=(0.0, 1.0), dynamic_typing=True),
+    ParameterSpec('diagnostics.max_latency_ms', 1000.0, 'WARN when the p90 receive-to-publish latency of a '
+                  'period is above this.', read_only=True, number_range=(1.0, 600000.0), dynamic_typing=True),
+    ParameterSpec('diagnostics.max_stamp_skew_ms', 5000.0, 'WARN when frame stamps are further than this from '
+                  "the node's clock (median of a period), in the future or the past: clocks that differ, or a "
+                  'bag replayed without use_sim_time.', read_only=True, number_range=(1.0, 86400000.0),
+                  dynamic_typing=True),
     ParameterSpec('diagnostics_period', 1.0, 'Seconds between /diagnostics messages.', read_only=True,
                   number_range=(0.1, 60.0), dynamic_typing=True),
 )
@@ -155,6 +165,7 @@ class NodeSettings:
     ensemble_weights: tuple[float, float, float, float] | None
     style: HeatmapStyle
     diagnostics_period: float
+    diagnostic_thresholds: DiagnosticThresholds
 
 
 def _string(values: Mapping[str, Any], name: str, choices: Sequence[str] | None = None) -> str:
@@ -272,6 +283,10 @@ def validate(values: Mapping[str, Any]) -> NodeSettings:
         ensemble_weights=_weights(values),
         style=_style(values),
         diagnostics_period=float(_number(values, 'diagnostics_period')),
+        diagnostic_thresholds=DiagnosticThresholds(
+            max_drop_fraction=float(_number(values, 'diagnostics.max_drop_fraction')),
+            max_latency_ms=float(_number(values, 'diagnostics.max_latency_ms')),
+            max_stamp_skew_ms=float(_number(values, 'diagnostics.max_stamp_skew_ms'))),
     )
 
 

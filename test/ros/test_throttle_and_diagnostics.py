@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-from anomaly_seg_ros.ros.diagnostics import ERROR, OK, WARN, NodeStatistics, diagnostic_array
+from anomaly_seg_ros.ros.diagnostics import ERROR, OK, WARN, DiagnosticThresholds, NodeStatistics, diagnostic_array
 from anomaly_seg_ros.ros.throttle import LogThrottle
 
 
@@ -65,13 +65,56 @@ def test_report_gives_totals_rates_latency_stage_times_and_run_counts():
 def test_problems_raise_the_level_for_one_period(counter, level, text):
     clock = _Clock()
     stats = NodeStatistics(clock)
-    stats.count('received')
+    stats.count('received', 2)
+    stats.frame_published({'total': 1.0}, 5.0, ['anomaly'])
     stats.count(counter, problem='what happened')
     report = stats.report()
     assert report.level == level and text in report.message
     assert report.values[f'last_{counter}'] == 'what happened'
     stats.count('received')
+    stats.frame_published({'total': 1.0}, 5.0, ['anomaly'])
     assert stats.report().level == OK
+
+
+def _period(received=10, dropped=0, malformed=0, published=10, latency_ms=50.0, stamp_age_ms=20.0, thresholds=None):
+    stats = NodeStatistics(_Clock())
+    stats.count('received', received)
+    if dropped:
+        stats.count('dropped', dropped)
+    if malformed:
+        stats.count('malformed', malformed, problem='bad')
+    for _ in range(published):
+        stats.frame_published({'total': 1.0}, latency_ms, ['anomaly'], stamp_age_ms=stamp_age_ms)
+    return stats.report(thresholds=thresholds)
+
+
+def test_a_healthy_period_is_ok():
+    assert _period().level == OK
+
+
+@pytest.mark.parametrize('period, level, text', [
+    (dict(received=10, dropped=9, published=1), WARN, '90% of input frames dropped'),
+    (dict(latency_ms=1500.0), WARN, 'latency p90 1500 ms'),
+    (dict(stamp_age_ms=-3.6e6), WARN, 'in the future'),
+    (dict(stamp_age_ms=3.6e6), WARN, 'old: clock mismatch'),
+    (dict(received=5, malformed=5, published=0), ERROR, 'every input frame refused'),
+    (dict(received=5, published=0), ERROR, '5 input frames and no output'),
+])
+def test_trouble_is_flagged_with_a_reason(period, level, text):
+    report = _period(**period)
+    assert report.level == level and text in report.message, report.message
+
+
+def test_the_worst_problem_sets_the_level_and_every_problem_is_named():
+    report = _period(received=10, dropped=6, published=4, latency_ms=2000.0, stamp_age_ms=-1e5)
+    assert report.level == WARN
+    assert all(text in report.message for text in ('dropped', 'latency', 'future'))
+
+
+def test_thresholds_come_from_the_parameters():
+    relaxed = DiagnosticThresholds(max_drop_fraction=0.95, max_latency_ms=5000.0, max_stamp_skew_ms=1e7)
+    assert _period(received=10, dropped=9, published=1, latency_ms=1500.0, stamp_age_ms=3.6e6,
+                   thresholds=relaxed).level == OK
 
 
 def test_no_input_is_a_warning():
