@@ -11,6 +11,7 @@ Image (what the node publishes: rclpy sends the bytes without converting or seri
 from __future__ import annotations
 
 import struct
+from collections.abc import Callable
 from functools import lru_cache
 from typing import Any
 
@@ -29,7 +30,6 @@ __all__ = [
     'image_msg_to_array',
     'image_msg_to_rgb',
     'image_to_cdr',
-    'low_range_warning',
     'rgb_to_compressed_fields',
 ]
 
@@ -101,14 +101,15 @@ def _checked_buffer(msg: Any) -> tuple[np.ndarray, int, int, int, int]:
     return buffer, height, width, channels, depth
 
 
-def image_msg_to_rgb(msg: Any, significant_bits: int = 16) -> np.ndarray:
+def image_msg_to_rgb(msg: Any, significant_bits: int = 16, warn: Callable[[str], None] | None = None) -> np.ndarray:
     """sensor_msgs/Image -> HxWx3 uint8 RGB (a new array; the message buffer is not kept).
 
     Colour (rgb/bgr, alpha dropped), mono, Bayer (8 and 16 bit, the four patterns, demosaiced by
     OpenCV) and YUV 4:2:2 (UYVY, YUYV). 16-bit data (mono16, 16UC1, bayer_*16) holds its values in
     the low ``significant_bits`` bits (16 for a full-range camera, 12 for a 12-bit one) and is scaled
-    so that range fills 8 bits. Rows may be padded (``step`` > width * bytes per pixel). Raises
-    :class:`ImageConversionError` for anything else.
+    so that range fills 8 bits; ``warn`` gets a message when a 16-bit frame uses under a quarter of
+    that range (the networks then see a dark picture). Rows may be padded (``step`` > width * bytes
+    per pixel). Raises :class:`ImageConversionError` for anything else.
     """
     buffer, height, width, channels, depth = _checked_buffer(msg)
     encoding = str(msg.encoding)
@@ -126,6 +127,10 @@ def image_msg_to_rgb(msg: Any, significant_bits: int = 16) -> np.ndarray:
         pixels = rows.view('>u2' if big_endian else '<u2').reshape(height, width).astype(np.uint16)
         if encoding.startswith('bayer_'):
             pixels = cv2.cvtColor(pixels, _BAYER_TO_RGB[encoding[6:10]])
+        if warn is not None:
+            message = _low_range_message(encoding, int(pixels.max()), significant_bits)
+            if message is not None:
+                warn(message)
         eight = _to_8_bits(pixels, significant_bits)
         return eight if eight.ndim == 3 else np.repeat(eight[:, :, None], 3, axis=2)
     if encoding.startswith('bayer_'):
@@ -147,15 +152,7 @@ def _to_8_bits(pixels: np.ndarray, significant_bits: int) -> np.ndarray:
     return np.minimum(pixels >> (significant_bits - 8), 255).astype(np.uint8)
 
 
-def low_range_warning(msg: Any, significant_bits: int = 16) -> str | None:
-    """For a valid 16-bit Image: a warning when its values use under a quarter of the
-    ``significant_bits`` range (the picture reaching the networks is then dark), else ``None``."""
-    encoding = str(msg.encoding)
-    if INPUT_ENCODINGS.get(encoding, (0, 0))[1] != 2:
-        return None
-    buffer, height, width, _, _ = _checked_buffer(msg)
-    rows = buffer.reshape(height, int(msg.step))[:, : width * 2]
-    peak = int(rows.view('>u2' if getattr(msg, 'is_bigendian', False) else '<u2').max())
+def _low_range_message(encoding: str, peak: int, significant_bits: int) -> str | None:
     if peak >= 1 << (significant_bits - 2):
         return None
     bits = max(peak.bit_length(), 8)

@@ -36,7 +36,7 @@ from ..pipeline import AnomalyPipeline, NonFiniteOutputError, PipelineResult
 from ..resources import default_model_dir
 from ..stages import STAGE_ORDER
 from . import parameters
-from .conversions import compressed_msg_to_rgb, image_msg_to_rgb, low_range_warning
+from .conversions import compressed_msg_to_rgb, image_msg_to_rgb
 from .diagnostics import NodeStatistics, diagnostic_array
 from .node_process import dds_profile_environment, dds_profile_in_use
 from .outputs import OutputSet, required_outputs, serialized_images_round_trip
@@ -231,19 +231,13 @@ class AnomalySegNode(Node):
             return
         start = time.monotonic()
         try:
-            if not isinstance(frame.msg, CompressedImage):
-                _check_frame_pixels(int(frame.msg.width), int(frame.msg.height), settings.max_frame_pixels)
-            rgb = _to_rgb(frame.msg, settings.input_significant_bits)
-            _check_frame_pixels(rgb.shape[1], rgb.shape[0], settings.max_frame_pixels)
+            rgb = _to_rgb(frame.msg, settings.input_significant_bits, settings.max_frame_pixels,
+                          lambda text: self._log_throttled('dark16', 'warning', text))
         except Exception as exc:  # noqa: BLE001 - any bad input is a skipped frame, never a crash
             problem = str(exc) if isinstance(exc, ImageConversionError) else f'{type(exc).__name__}: {exc}'
             self._stats.count('malformed', problem=problem)
             self._log_throttled('malformed', 'warning', f'skipping input frame: {problem}')
             return
-        if not isinstance(frame.msg, CompressedImage):
-            dark = low_range_warning(frame.msg, settings.input_significant_bits)
-            if dark is not None:
-                self._log_throttled('dark16', 'warning', dark)
         converted = time.monotonic()
         self._sync_weights()
         try:
@@ -337,10 +331,15 @@ def _check_frame_pixels(width: int, height: int, limit: int) -> None:
                                    f'({limit}); raise the parameter if the camera really sends such frames')
 
 
-def _to_rgb(msg: Any, significant_bits: int) -> np.ndarray:
+def _to_rgb(msg: Any, significant_bits: int, max_pixels: int, warn: Callable[[str], None]) -> np.ndarray:
+    """The camera frame as RGB; a raw frame's size is checked before conversion, a compressed one's once
+    decoding has told it."""
     if isinstance(msg, CompressedImage):
-        return compressed_msg_to_rgb(msg)
-    return image_msg_to_rgb(msg, significant_bits)
+        rgb = compressed_msg_to_rgb(msg)
+        _check_frame_pixels(rgb.shape[1], rgb.shape[0], max_pixels)
+        return rgb
+    _check_frame_pixels(int(msg.width), int(msg.height), max_pixels)
+    return image_msg_to_rgb(msg, significant_bits, warn)
 
 
 def _deserialize_image(data: bytes) -> Any:

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from anomaly_seg_ros.errors import ImageConversionError
-from anomaly_seg_ros.ros.conversions import compressed_msg_to_rgb, image_msg_to_rgb, low_range_warning
+from anomaly_seg_ros.ros.conversions import compressed_msg_to_rgb, image_msg_to_rgb
 
 
 def _smooth_rgb(height: int = 48, width: int = 64) -> np.ndarray:
@@ -96,10 +96,15 @@ def test_values_above_the_significant_bits_saturate_instead_of_wrapping():
 
 def test_a_16_bit_frame_in_a_small_part_of_its_range_is_warned_about_with_the_fix():
     twelve_bit = _msg(np.array([[0, 4000]], np.uint16), 'mono16', 2)
-    warning = low_range_warning(twelve_bit, significant_bits=16)
+    def warnings(msg, bits=16):
+        said = []
+        image_msg_to_rgb(msg, bits, said.append)
+        return said
+
+    (warning,) = warnings(twelve_bit, 16)
     assert warning is not None and 'input_significant_bits to 12' in warning
-    assert low_range_warning(twelve_bit, significant_bits=12) is None
-    assert low_range_warning(_msg(np.zeros((2, 2), np.uint8), 'mono8', 2)) is None
+    assert warnings(twelve_bit, 12) == []
+    assert warnings(_msg(np.zeros((2, 2), np.uint8), 'mono8', 2)) == []
 
 
 @pytest.mark.parametrize('encoding, width, height', [('yuv422', 7, 4), ('bayer_rggb8', 8, 5), ('yuyv', 1, 1)])
