@@ -24,6 +24,7 @@ __all__ = [
     'INPUT_ENCODINGS',
     'MAX_IMAGE_PIXELS',
     'array_to_image_fields',
+    'buffer_rows',
     'compressed_msg_to_array',
     'compressed_msg_to_rgb',
     'header_stamp_from_cdr',
@@ -42,17 +43,23 @@ _BAYER_TO_RGB = {'rggb': cv2.COLOR_BayerBG2RGB, 'bggr': cv2.COLOR_BayerRG2RGB,
 # (U Y0 V Y1), 'yuv422_yuy2' is YUYV (Y0 U Y1 V).
 _YUV422_TO_RGB = {'yuv422': cv2.COLOR_YUV2RGB_UYVY, 'uyvy': cv2.COLOR_YUV2RGB_UYVY,
                   'yuv422_yuy2': cv2.COLOR_YUV2RGB_YUYV, 'yuyv': cv2.COLOR_YUV2RGB_YUYV}
+# YUV 4:2:0 semi-planar (BT.601 video range): a full-size Y plane, then a half-height plane of interleaved
+# chroma pairs (NV12: U V, NV21: V U), both with rows of ``step`` bytes, so the data holds height * 3/2 rows.
+_YUV420SP_TO_RGB = {'nv12': cv2.COLOR_YUV2RGB_NV12, 'nv21': cv2.COLOR_YUV2RGB_NV21}
 # encoding -> (channels, bytes per channel)
 INPUT_ENCODINGS: dict[str, tuple[int, int]] = {
     'rgb8': (3, 1), 'bgr8': (3, 1), 'rgba8': (4, 1), 'bgra8': (4, 1),
     'mono8': (1, 1), 'mono16': (1, 2), '8UC1': (1, 1), '8UC3': (3, 1), '16UC1': (1, 2),
     **{f'bayer_{pattern}{bits}': (1, bits // 8) for pattern in _BAYER_TO_RGB for bits in (8, 16)},
     **{name: (2, 1) for name in _YUV422_TO_RGB},
+    **{name: (1, 1) for name in _YUV420SP_TO_RGB},
 }
 # Encodings ROS names that carry no camera picture (depth, disparity, float images): refused with a reason.
 _NOT_CAMERA_PICTURES = ('16UC', '32FC', '32SC', '64FC', '16SC', '8SC')
-# Pixels per chroma sample pair: these encodings need an even width (Bayer: even width and height).
-_EVEN_WIDTH = frozenset(_YUV422_TO_RGB) | frozenset(e for e in INPUT_ENCODINGS if e.startswith('bayer_'))
+# One chroma pair (or Bayer cell) per two pixels of a row: these encodings need an even width; those in
+# _EVEN_HEIGHT (a 2x2 cell or chroma sample) an even height too.
+_EVEN_HEIGHT = frozenset(_YUV420SP_TO_RGB) | frozenset(e for e in INPUT_ENCODINGS if e.startswith('bayer_'))
+_EVEN_WIDTH = frozenset(_YUV422_TO_RGB) | _EVEN_HEIGHT
 _OUTPUT_ENCODINGS: dict[str, tuple[int, np.dtype]] = {
     'rgb8': (3, np.dtype(np.uint8)), 'bgr8': (3, np.dtype(np.uint8)), 'mono8': (1, np.dtype(np.uint8)),
     '32FC1': (1, np.dtype(np.float32)), 'mono16': (1, np.dtype(np.uint16)),
@@ -85,8 +92,8 @@ def _checked_buffer(msg: Any) -> tuple[np.ndarray, int, int, int, int]:
             raise ImageConversionError(f'encoding {encoding!r} is not a camera picture (depth or float data); '
                                        'subscribe the node to a colour or mono camera topic')
         raise ImageConversionError(f'unsupported encoding {encoding!r}; supported: {", ".join(INPUT_ENCODINGS)}')
-    if encoding in _EVEN_WIDTH and (width % 2 or (encoding.startswith('bayer_') and height % 2)):
-        needs = 'width and height' if encoding.startswith('bayer_') else 'width'
+    if encoding in _EVEN_WIDTH and (width % 2 or (encoding in _EVEN_HEIGHT and height % 2)):
+        needs = 'width and height' if encoding in _EVEN_HEIGHT else 'width'
         raise ImageConversionError(f'{encoding} needs an even {needs}, got {width}x{height}')
     channels, depth = INPUT_ENCODINGS[encoding]
     row_bytes = width * channels * depth
@@ -95,20 +102,28 @@ def _checked_buffer(msg: Any) -> tuple[np.ndarray, int, int, int, int]:
                                    f'({row_bytes} bytes)')
     data = msg.data
     buffer = np.frombuffer(data, dtype=np.uint8) if not isinstance(data, np.ndarray) else data.view(np.uint8)
-    if buffer.size != step * height:
-        raise ImageConversionError(f'data holds {buffer.size} bytes but height*step = {height}*{step} = '
-                                   f'{height * step}')
+    rows = buffer_rows(encoding, height)
+    if buffer.size != step * rows:
+        described = 'height*step' if rows == height else 'height*3/2*step (Y and chroma planes)'
+        raise ImageConversionError(f'data holds {buffer.size} bytes but {described} = {rows}*{step} = '
+                                   f'{rows * step}')
     return buffer, height, width, channels, depth
+
+
+def buffer_rows(encoding: str, height: int) -> int:
+    """Rows of ``step`` bytes an Image of ``height`` holds: ``height``, or 3/2 of it for NV12/NV21."""
+    return height * 3 // 2 if encoding in _YUV420SP_TO_RGB else height
 
 
 def image_msg_to_rgb(msg: Any, significant_bits: int = 16, warn: Callable[[str], None] | None = None) -> np.ndarray:
     """sensor_msgs/Image -> HxWx3 uint8 RGB (a new array; the message buffer is not kept).
 
     Colour (rgb/bgr, alpha dropped), mono, Bayer (8 and 16 bit, the four patterns, demosaiced by
-    OpenCV) and YUV 4:2:2 (UYVY, YUYV). 16-bit data (mono16, 16UC1, bayer_*16) holds its values in
-    the low ``significant_bits`` bits (16 for a full-range camera, 12 for a 12-bit one) and is scaled
-    so that range fills 8 bits; ``warn`` gets a message when a 16-bit frame uses under a quarter of
-    that range (the networks then see a dark picture). Rows may be padded (``step`` > width * bytes
+    OpenCV), YUV 4:2:2 (UYVY, YUYV) and YUV 4:2:0 semi-planar (NV12, NV21: ``height * 3/2`` rows of
+    ``step`` bytes). 16-bit data (mono16, 16UC1, bayer_*16) holds its values in the low
+    ``significant_bits`` bits (16 for a full-range camera, 12 for a 12-bit one) and is scaled so that
+    range fills 8 bits; ``warn`` gets a message when a 16-bit frame uses under a quarter of that range
+    (the networks then see a dark picture). Rows may be padded (``step`` > width * bytes
     per pixel). Raises :class:`ImageConversionError` for anything else.
     """
     buffer, height, width, channels, depth = _checked_buffer(msg)
@@ -120,6 +135,9 @@ def image_msg_to_rgb(msg: Any, significant_bits: int = 16, warn: Callable[[str],
         except Exception as exc:  # cv_bridge raises its own error types; report them as ours
             raise ImageConversionError(f'cv_bridge could not convert {msg.encoding!r}: {exc}') from exc
     step = int(msg.step)
+    if encoding in _YUV420SP_TO_RGB:
+        planes = buffer.reshape(buffer_rows(encoding, height), step)[:, :width]
+        return cv2.cvtColor(np.ascontiguousarray(planes), _YUV420SP_TO_RGB[encoding])
     rows = buffer.reshape(height, step)[:, : width * channels * depth]
     if depth == 2:
         big_endian = bool(getattr(msg, 'is_bigendian', False))

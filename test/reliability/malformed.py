@@ -56,8 +56,12 @@ def raw_is_valid(case: RawCase) -> bool:
         return False  # a mosaic of 2x2 cells
     if INPUT_ENCODINGS[case.encoding][0] == 2 and case.width % 2:
         return False  # YUV 4:2:2: one chroma pair per two pixels
+    semi_planar = case.encoding in ('nv12', 'nv21')  # Y plane, then a half-height plane of chroma pairs
+    if semi_planar and (case.width % 2 or case.height % 2):
+        return False
     channels, depth = INPUT_ENCODINGS[case.encoding]
-    return case.step >= case.width * channels * depth and case.data_size == case.step * case.height
+    rows = case.height * 3 // 2 if semi_planar else case.height
+    return case.step >= case.width * channels * depth and case.data_size == case.step * rows
 
 
 @st.composite
@@ -72,7 +76,7 @@ def raw_cases(draw: st.DrawFn) -> RawCase:
     row = width * channels * depth
     step = max(0, row + draw(st.one_of(st.just(0), st.integers(-8, 8), st.sampled_from([-row, -1, 1, 64, 4096]))))
     step = min(step, 2**32 - 1)
-    declared = step * height
+    declared = step * (height * 3 // 2 if encoding in ('nv12', 'nv21') else height)
     size = declared + draw(st.one_of(st.just(0), st.integers(-16, 16), st.sampled_from([-declared, -1, 1, 1000])))
     size = max(0, min(size, _MAX_DATA))
     return RawCase(encoding, width, height, step, size, draw(st.booleans()), draw(st.integers(0, 255)))

@@ -1,4 +1,4 @@
-"""Camera encodings beyond RGB: Bayer, YUV 4:2:2 and 10/12-bit data reach the pipeline as the RGB frame."""
+"""Camera encodings beyond RGB: Bayer, YUV 4:2:2, NV12/NV21 and 10/12-bit data reach the pipeline as the RGB frame."""
 from __future__ import annotations
 
 import types
@@ -62,15 +62,21 @@ def test_bayer16_demosaics_and_scales_the_significant_bits(pattern, big_endian):
     assert image_msg_to_rgb(msg).max() < 16  # read as 16-bit data, the same frame is nearly black
 
 
+def _bt601_video_yuv(rgb: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Y, U, V (float) of an RGB frame in BT.601 video range, what cameras send."""
+    r, g, b = (rgb[:, :, i].astype(float) for i in range(3))
+    y = 16 + (65.481 * r + 128.553 * g + 24.966 * b) / 255
+    u = 128 + (-37.797 * r - 74.203 * g + 112.0 * b) / 255
+    v = 128 + (112.0 * r - 93.786 * g - 18.214 * b) / 255
+    return y, u, v
+
+
 @pytest.mark.parametrize('encoding, order', [('yuv422', 'uyvy'), ('uyvy', 'uyvy'),
                                              ('yuv422_yuy2', 'yuyv'), ('yuyv', 'yuyv')])
 def test_yuv422_converts_to_the_rgb_frame(encoding, order):
     rgb = _smooth_rgb()
-    r, g, b = (rgb[:, :, i].astype(float) for i in range(3))
-    # BT.601 video range, what cameras send.
-    y = np.rint(16 + (65.481 * r + 128.553 * g + 24.966 * b) / 255).astype(int)
-    u = 128 + (-37.797 * r - 74.203 * g + 112.0 * b) / 255
-    v = 128 + (112.0 * r - 93.786 * g - 18.214 * b) / 255
+    y, u, v = _bt601_video_yuv(rgb)
+    y = np.rint(y).astype(int)
     # 4:2:2: one U and one V per pixel pair (their mean), packed in the camera's byte order.
     u2 = np.rint((u[:, 0::2] + u[:, 1::2]) / 2).astype(np.uint8)
     v2 = np.rint((v[:, 0::2] + v[:, 1::2]) / 2).astype(np.uint8)
@@ -80,6 +86,40 @@ def test_yuv422_converts_to_the_rgb_frame(encoding, order):
     out = image_msg_to_rgb(_msg(packed, encoding, rgb.shape[1], pad=4))
     assert out.shape == rgb.shape
     assert _interior_error(out, rgb) < 3.0
+
+
+def _nv_planes(rgb: np.ndarray, chroma_order: str, pad: int) -> np.ndarray:
+    """The Y plane over the half-height plane of interleaved chroma pairs (one per 2x2 block), rows padded."""
+    y, u, v = _bt601_video_yuv(rgb)
+    def block_mean(plane):
+        return (plane[0::2, 0::2] + plane[0::2, 1::2] + plane[1::2, 0::2] + plane[1::2, 1::2]) / 4
+    chroma = {'uv': (block_mean(u), block_mean(v)), 'vu': (block_mean(v), block_mean(u))}[chroma_order]
+    interleaved = np.stack(chroma, axis=2).reshape(rgb.shape[0] // 2, rgb.shape[1])
+    planes = np.rint(np.vstack([y, interleaved])).astype(np.uint8)
+    return np.pad(planes, ((0, 0), (0, pad)))
+
+
+@pytest.mark.parametrize('encoding, chroma_order', [('nv12', 'uv'), ('nv21', 'vu')])
+def test_yuv420_semi_planar_converts_to_the_rgb_frame(encoding, chroma_order):
+    rgb = _smooth_rgb()
+    planes = _nv_planes(rgb, chroma_order, pad=8)
+    msg = types.SimpleNamespace(height=rgb.shape[0], width=rgb.shape[1], encoding=encoding, is_bigendian=0,
+                                step=planes.shape[1], data=planes.tobytes())
+    out = image_msg_to_rgb(msg)
+    assert out.shape == rgb.shape
+    assert _interior_error(out, rgb) < 3.0
+    # The other chroma order swaps U and V: far off, so the two encodings are not confused.
+    other = _nv_planes(rgb, chroma_order[::-1], pad=8)
+    assert _interior_error(image_msg_to_rgb(types.SimpleNamespace(**{**vars(msg), 'data': other.tobytes()})), rgb) > 20
+
+
+def test_yuv420_semi_planar_data_must_hold_both_planes():
+    rgb = _smooth_rgb()
+    planes = _nv_planes(rgb, 'uv', pad=0)
+    only_luma = types.SimpleNamespace(height=rgb.shape[0], width=rgb.shape[1], encoding='nv12', is_bigendian=0,
+                                      step=rgb.shape[1], data=planes[: rgb.shape[0]].tobytes())
+    with pytest.raises(ImageConversionError, match='3/2'):
+        image_msg_to_rgb(only_luma)
 
 
 @pytest.mark.parametrize('bits', [10, 12, 16])
@@ -107,9 +147,11 @@ def test_a_16_bit_frame_in_a_small_part_of_its_range_is_warned_about_with_the_fi
     assert warnings(_msg(np.zeros((2, 2), np.uint8), 'mono8', 2)) == []
 
 
-@pytest.mark.parametrize('encoding, width, height', [('yuv422', 7, 4), ('bayer_rggb8', 8, 5), ('yuyv', 1, 1)])
+@pytest.mark.parametrize('encoding, width, height', [('yuv422', 7, 4), ('bayer_rggb8', 8, 5), ('yuyv', 1, 1),
+                                                     ('nv12', 8, 5), ('nv21', 7, 4)])
 def test_odd_sizes_that_cannot_hold_the_pattern_are_refused(encoding, width, height):
-    rows = np.zeros((height, width * (2 if 'y' in encoding[:3] else 1)), np.uint8)
+    rows = np.zeros((height * (3 if encoding.startswith('nv') else 2) // 2,
+                     width * (2 if 'y' in encoding[:3] else 1)), np.uint8)
     with pytest.raises(ImageConversionError, match='even'):
         image_msg_to_rgb(_msg(rows, encoding, width))
 
