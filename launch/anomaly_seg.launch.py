@@ -10,7 +10,8 @@ config/anomaly_seg.rviz; where rviz2 is not installed, a warning and the node al
 (the Fast DDS profile for the node and RViz, default the package's config/fastdds_large_images.xml,
 without which Fast DDS loses multi-megabyte images between processes; `keep`: leave the
 environment's profile as it is). The profile goes into the one variable the running distribution's
-Fast DDS reads.
+Fast DDS reads; with the shipped profile RMW_FASTRTPS_USE_QOS_FROM_XML=1 is set too, so its DYNAMIC
+history memory gives a large frame's memory back.
 Python launch format, as ROS 2 Humble reads it.
 """
 # ruff: noqa: I001 - ruff takes `launch` for this folder (first party); it is ROS 2's launch package
@@ -29,6 +30,10 @@ PACKAGE = 'anomaly_seg_ros'
 FAST_DDS_2_DISTRIBUTIONS = ('humble', 'iron', 'jazzy')
 # ros2 launch's argument parser refuses `name:=` with nothing after it, so "keep yours" needs a word.
 KEEP_PROFILE = 'keep'
+SHIPPED_PROFILE = 'fastdds_large_images.xml'
+# rmw_fastrtps reads a profile's history memory policy only with this set: the shipped profile's DYNAMIC
+# policy frees a large frame's samples once newer frames replace them (another profile may not set it).
+QOS_FROM_XML = {'RMW_FASTRTPS_USE_QOS_FROM_XML': '1'}
 
 
 def _profile_variable():
@@ -57,6 +62,8 @@ def _nodes(context, *args, **kwargs):
         parameters.append(overrides)
     profile = LaunchConfiguration('dds_profile').perform(context)
     environment = {_profile_variable(): profile} if profile not in ('', KEEP_PROFILE) else {}
+    if environment and os.path.basename(profile) == SHIPPED_PROFILE:
+        environment.update(QOS_FROM_XML)
     nodes = [Node(
         package=PACKAGE,
         executable='anomaly_seg_node',

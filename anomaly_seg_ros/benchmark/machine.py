@@ -23,6 +23,7 @@ __all__ = [
     'load_average',
     'machine_info',
     'peak_rss_mb',
+    'process_rss_mb',
     'reset_peak_rss',
     'rss_mb',
     'versions',
@@ -143,9 +144,9 @@ def versions() -> dict[str, str]:
     return found
 
 
-def _status_kb(field: str) -> int | None:
+def _status_kb(field: str, pid: int | str = 'self') -> int | None:
     try:
-        for line in Path('/proc/self/status').read_text().splitlines():
+        for line in Path(f'/proc/{pid}/status').read_text().splitlines():
             if line.startswith(field + ':'):
                 return int(line.split()[1])
     except (OSError, ValueError, IndexError):
@@ -157,6 +158,12 @@ def rss_mb() -> float:
     """Resident memory of this process now, MiB."""
     kb = _status_kb('VmRSS')
     return round(kb / 1024, 1) if kb is not None else 0.0
+
+
+def process_rss_mb(pid: int) -> float | None:
+    """Resident memory of process ``pid`` now, MiB; ``None`` when it cannot be read (gone, not Linux)."""
+    kb = _status_kb('VmRSS', pid)
+    return kb / 1024 if kb is not None else None
 
 
 def peak_rss_mb() -> float:

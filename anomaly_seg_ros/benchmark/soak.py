@@ -38,9 +38,9 @@ from ..ros.client import ClientNode, publish_stamped
 from ..ros.conversions import header_stamp_from_cdr
 from ..ros.node_process import NODE_NAME, NodeProcess, environment, free_domain_id, node_command, ros_environment
 from .frames import bench_frames
-from .machine import load_average, machine_info
+from .machine import load_average, machine_info, process_rss_mb
 
-__all__ = ['SoakError', 'SoakReport', 'main', 'run_soak']
+__all__ = ['INPUT_TOPIC', 'FrameClient', 'SoakError', 'SoakReport', 'main', 'run_soak']
 
 INPUT_TOPIC = '/anomaly_seg_soak/image'
 _COUNTERS = ('received', 'processed', 'dropped', 'malformed', 'nonfinite', 'failed', 'idle')
@@ -105,17 +105,7 @@ class SoakReport:
         ]
 
 
-def _rss_mb(pid: int) -> float | None:
-    try:
-        for line in Path(f'/proc/{pid}/status').read_text().splitlines():
-            if line.startswith('VmRSS:'):
-                return int(line.split()[1]) / 1024
-    except (OSError, ValueError, IndexError):
-        pass
-    return None
-
-
-class _Client(ClientNode):
+class FrameClient(ClientNode):
     """This process's ROS side: the camera publisher, raw output subscriptions, /diagnostics."""
 
     def __init__(self, domain_id: int, outputs: Sequence[str]) -> None:
@@ -210,7 +200,7 @@ def run_soak(model_dir: str | Path | None = None, *, backend: str = 'onnxruntime
         alive = node_process.check_alive
         client = None
         try:
-            client = _Client(domain, outputs)
+            client = FrameClient(domain, outputs)
             width, height = input_size
             messages = [client.message(rgb) for rgb in bench_frames(width, height, count=4)]
             ready = client.spin_until(lambda: client.publisher.get_subscription_count() > 0 and all(
@@ -253,7 +243,7 @@ def run_soak(model_dir: str | Path | None = None, *, backend: str = 'onnxruntime
             while time.monotonic() < end and (max_frames is None or len(sent) < max_frames):
                 now = time.monotonic()
                 if now >= next_sample:
-                    value = _rss_mb(process.pid)
+                    value = process_rss_mb(process.pid)
                     if value is not None:
                         rss.append(value)
                     next_sample += rss_period_s
@@ -265,7 +255,7 @@ def run_soak(model_dir: str | Path | None = None, *, backend: str = 'onnxruntime
                 next_frame += 1.0 / rate
             soak_s = time.monotonic() - start
             client.spin_until(lambda: False, max(2.0, 3 * calibrated / 1e3), alive)  # frames in flight
-            final_rss = _rss_mb(process.pid)
+            final_rss = process_rss_mb(process.pid)
             if final_rss is not None:
                 rss.append(final_rss)
             client.spin_until(lambda: False, 1.2, alive)  # a diagnostics report after the last frame

@@ -4,6 +4,8 @@
                       [--device cpu|cuda[:N]] [--precision fp32|fp16] [--input-size WxH] [--frames N]
                       [--warmup N] [--threads N] [--outputs a,b] [--output-size input|network|WxH] [--json PATH]
     anomaly_seg bench --node [--rate HZ] [--input-size WxH] [--duration S] [--models DIR] [--backend B]
+    anomaly_seg bench --soak [...]      (the node overloaded for minutes; --soak --help)
+    anomaly_seg bench --memory [...]    (RSS after the largest accepted frame; --memory --help)
 """
 from __future__ import annotations
 
@@ -21,7 +23,8 @@ on a loaded machine. Prints the machine, versions, peak memory, the ratios again
 issue 8's targets (PASS/FAIL), and writes everything as JSON with --json. --paper-scale times the
 paper-size networks with random weights (exported once into --cache-dir). --node starts anomaly_seg_node
 as its own process and measures latency per topic, output rate, drops and the node's own overhead,
-with every output subscribed and with only ~/anomaly subscribed."""
+with every output subscribed and with only ~/anomaly subscribed. --soak and --memory run the node's
+overload and memory checks (their own options follow them)."""
 
 
 def _size(text: str) -> tuple[int, int]:
@@ -108,6 +111,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help='instead: the overload/soak run of the node (issue 9): frames at several times the '
                              'pipeline rate for minutes; latency, drops and RSS. Every argument after --soak is '
                              "the soak's own; see `anomaly_seg bench --soak --help`")
+    parser.add_argument('--memory', nargs=argparse.REMAINDER, metavar='...',
+                        help='instead: does the node give memory back after the largest frame it accepts (issue 16)? '
+                             'RSS steady, with one 4096x2160 frame, and after 10 normal frames. Every argument '
+                             "after --memory is the check's own; see `anomaly_seg bench --memory --help`")
     parser.set_defaults(run=run)
 
 
@@ -125,6 +132,10 @@ def run(args: argparse.Namespace) -> int:
         from ..benchmark.soak import main as soak_main
 
         return soak_main(args.soak)
+    if args.memory is not None:
+        from ..benchmark.memory import main as memory_main
+
+        return memory_main(args.memory)
 
     # torch's OpenMP threads wait as ONNX Runtime's do (read once, when torch is imported): a fair comparison.
     os.environ.setdefault('OMP_WAIT_POLICY', 'ACTIVE' if args.spin else 'PASSIVE')

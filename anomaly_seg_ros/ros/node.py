@@ -32,13 +32,14 @@ from rclpy.utilities import get_rmw_implementation_identifier
 from sensor_msgs.msg import CompressedImage, Image
 
 from ..errors import AnomalySegError, ImageConversionError
-from ..pipeline import AnomalyPipeline, NonFiniteOutputError, PipelineResult
+from ..host_memory import HeapTrimmer
+from ..pipeline import OUTPUT_NAMES, AnomalyPipeline, NonFiniteOutputError, PipelineResult
 from ..resources import default_model_dir
 from ..stages import STAGE_ORDER
 from . import parameters
 from .conversions import compressed_msg_to_rgb, image_msg_to_rgb
 from .diagnostics import NodeStatistics, diagnostic_array
-from .node_process import dds_profile_environment, dds_profile_in_use
+from .node_process import PROFILE_FILE_NAME, QOS_FROM_XML_VARIABLES, dds_profile_environment, dds_profile_in_use
 from .outputs import OutputSet, required_outputs, serialized_images_round_trip
 from .parameters import HeatmapStyle
 from .throttle import LogThrottle
@@ -105,6 +106,7 @@ class AnomalySegNode(Node):
         self._stats = NodeStatistics()
         self._throttle = LogThrottle(period_s=5.0)
         self._traceback_logged = False
+        self._heap = HeapTrimmer()
         self._outputs = OutputSet(settings.outputs, self._make_publisher, Image,
                                   serialized=serialized_images_round_trip(_deserialize_image))
         self._worker: LatestFrameWorker[_Frame] = LatestFrameWorker(self._process, self._on_worker_error)
@@ -263,6 +265,8 @@ class AnomalySegNode(Node):
         end = time.monotonic()
         timings = {**outputs.timings_ms, 'publish': (end - start) * 1e3}
         self._stats.frame_published(timings, (end - frame.received) * 1e3, published, self._stamp_age_ms(frame))
+        # The previous frame's buffers (and, with DYNAMIC history memory, its DDS samples) are gone by now.
+        self._heap.frame_done(outputs.rgb.shape[0] * outputs.rgb.shape[1] + _output_pixels(outputs.result))
 
     def _stamp_age_ms(self, frame: _Frame) -> float | None:
         stamp = frame.msg.header.stamp
@@ -314,14 +318,23 @@ class AnomalySegNode(Node):
 
 
 def _dds_profile_warning() -> str | None:
-    """What to do when Fast DDS runs without a profile: the node sends multi-megabyte images."""
-    if not get_rmw_implementation_identifier().startswith('rmw_fastrtps') or dds_profile_in_use():
+    """What to do when Fast DDS runs without a profile (the node sends multi-megabyte images), or with the
+    shipped profile whose history memory policy rmw_fastrtps ignores without RMW_FASTRTPS_USE_QOS_FROM_XML."""
+    if not get_rmw_implementation_identifier().startswith('rmw_fastrtps'):
         return None
-    variable = ' '.join(f'{name}={path}' for name, path in dds_profile_environment().items()) or (
-        'FASTDDS_DEFAULT_PROFILES_FILE (FASTRTPS_DEFAULT_PROFILES_FILE on Humble/Jazzy) to '
-        'config/fastdds_large_images.xml')
-    return ('Fast DDS runs without a profile: its 512 KB shared-memory segment loses or delays this node\'s large '
-            f'output images. Start the node with the launch file, which gives it one, or set {variable}.')
+    profile = dds_profile_in_use()
+    if profile is None:
+        variable = ' '.join(f'{name}={path}' for name, path in dds_profile_environment().items()) or (
+            'FASTDDS_DEFAULT_PROFILES_FILE (FASTRTPS_DEFAULT_PROFILES_FILE on Humble/Jazzy) to '
+            'config/fastdds_large_images.xml')
+        return ('Fast DDS runs without a profile: its 512 KB shared-memory segment loses or delays this node\'s large '
+                f'output images. Start the node with the launch file, which gives it one, or set {variable}.')
+    unset = {name: value for name, value in QOS_FROM_XML_VARIABLES.items() if os.environ.get(name) != value}
+    if Path(profile).name == PROFILE_FILE_NAME and unset:
+        return (f'{profile} is used without {" ".join(f"{k}={v}" for k, v in unset.items())}: rmw_fastrtps then '
+                'ignores its history memory policy and the node keeps the memory of the largest frame it ever '
+                'published. Start the node with the launch file, which sets it, or set it yourself.')
+    return None
 
 
 def _check_frame_pixels(width: int, height: int, limit: int) -> None:
@@ -340,6 +353,11 @@ def _to_rgb(msg: Any, significant_bits: int, max_pixels: int, warn: Callable[[st
         return rgb
     _check_frame_pixels(int(msg.width), int(msg.height), max_pixels)
     return image_msg_to_rgb(msg, significant_bits, warn)
+
+
+def _output_pixels(result: PipelineResult) -> int:
+    shape = next((value.shape for name in OUTPUT_NAMES if (value := result.get(name)) is not None), (0, 0))
+    return shape[0] * shape[1]
 
 
 def _deserialize_image(data: bytes) -> Any:

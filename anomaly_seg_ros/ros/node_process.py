@@ -25,6 +25,8 @@ __all__ = [
     'DISCOVERY_VARIABLES',
     'NODE_NAME',
     'NODE_PROGRAM',
+    'PROFILE_FILE_NAME',
+    'QOS_FROM_XML_VARIABLES',
     'NodeProcess',
     'dds_profile_environment',
     'dds_profile_in_use',
@@ -41,6 +43,10 @@ DISCOVERY_VARIABLES = {'ROS_LOCALHOST_ONLY': '1', 'ROS_AUTOMATIC_DISCOVERY_RANGE
 #: where Fast DDS looks for a profile file: FASTDDS_... (Fast DDS 3), FASTRTPS_... (Fast DDS 2)
 DDS_PROFILE_VARIABLES = ('FASTDDS_DEFAULT_PROFILES_FILE', 'FASTRTPS_DEFAULT_PROFILES_FILE')
 _FAST_DDS_2_DISTROS = ('humble', 'iron', 'jazzy')
+PROFILE_FILE_NAME = 'fastdds_large_images.xml'
+#: rmw_fastrtps applies a profile's history memory policy and publish mode only with this variable set; the
+#: shipped profile's DYNAMIC history memory frees a large frame's samples once newer ones replace them.
+QOS_FROM_XML_VARIABLES = {'RMW_FASTRTPS_USE_QOS_FROM_XML': '1'}
 
 
 def node_command(input_topic: str | None = None, parameters: Iterable[str] = (), *,
@@ -65,7 +71,8 @@ def free_domain_id() -> int:
 
 
 def dds_profile_environment() -> dict[str, str]:
-    """The Fast DDS profile variable for large images (config/fastdds_large_images.xml), unless one is set.
+    """The Fast DDS profile variable for large images (config/fastdds_large_images.xml), unless one is set,
+    and :data:`QOS_FROM_XML_VARIABLES`.
 
     A process that publishes frames of 640x480 and more needs it: Fast DDS writes a message into the
     sending process's shared-memory segment, 512 KB by default, and what does not fit goes out as
@@ -75,9 +82,9 @@ def dds_profile_environment() -> dict[str, str]:
         return {}
     variable = DDS_PROFILE_VARIABLES[os.environ.get('ROS_DISTRO', '') in _FAST_DDS_2_DISTROS]
     for share in share_directories():
-        profile = share / 'config' / 'fastdds_large_images.xml'
+        profile = share / 'config' / PROFILE_FILE_NAME
         if profile.is_file():
-            return {variable: str(profile)}
+            return {variable: str(profile), **QOS_FROM_XML_VARIABLES}
     return {}
 
 

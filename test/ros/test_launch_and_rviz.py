@@ -1,4 +1,6 @@
-"""The launch file (run against stand-ins of launch/launch_ros, absent here) and the RViz view."""
+"""The launch file against recording stand-ins of launch/launch_ros (every argument combination, RViz
+present or not, without starting processes; test_launch_real.py runs it through the real libraries) and
+the RViz view."""
 from __future__ import annotations
 
 import ast
@@ -119,8 +121,12 @@ def test_node_and_rviz_get_the_large_image_dds_profile_in_the_variable_their_fas
     assert default.args[0][1:] == ['config', 'fastdds_large_images.xml']
     assert (ROOT / 'config' / 'fastdds_large_images.xml').is_file()
     node, rviz = _started(description, {**CONTEXT, 'rviz': 'true'})
-    expected = {variable: CONTEXT['dds_profile']}  # only that one: Kilted warns about the older name
+    # Only that one (Kilted warns about the older name), and with the shipped profile the variable that lets
+    # rmw_fastrtps read its history memory policy.
+    expected = {variable: CONTEXT['dds_profile'], 'RMW_FASTRTPS_USE_QOS_FROM_XML': '1'}
     assert node['additional_env'] == expected and rviz['additional_env'] == expected
+    (node,) = _started(description, {**CONTEXT, 'dds_profile': '/robot/own_profile.xml'})
+    assert node['additional_env'] == {variable: '/robot/own_profile.xml'}  # its QoS settings are the user's to enable
     assert rviz['executable'] == 'rviz2' and rviz['arguments'] == ['-d', CONTEXT['rviz_config']]
 
 

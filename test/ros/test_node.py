@@ -326,17 +326,31 @@ def test_without_a_fast_dds_profile_the_node_says_which_variable_to_set(make_nod
     make_node()
     warnings = [text for level, text in logger.lines if level == 'warning' and 'without a profile' in text]
     assert len(warnings) == 1 and 'FASTDDS_DEFAULT_PROFILES_FILE=' in warnings[0], logger.lines
-    assert warnings[0].rstrip('.').endswith('config/fastdds_large_images.xml')
+    assert 'config/fastdds_large_images.xml RMW_FASTRTPS_USE_QOS_FROM_XML=1' in warnings[0]
 
 
 def test_the_dds_profile_in_use_is_in_the_diagnostics_and_silences_the_advice(make_node, probe, monkeypatch):
     _fast_dds_only()
     profile = str(REPO_ROOT / 'config' / 'fastdds_large_images.xml')  # valid, should Fast DDS read it here
     monkeypatch.setenv('FASTRTPS_DEFAULT_PROFILES_FILE', profile)
+    monkeypatch.setenv('RMW_FASTRTPS_USE_QOS_FROM_XML', '1')
     from rclpy.node import Node
 
     logger = _Logger()
     monkeypatch.setattr(Node, 'get_logger', lambda self: logger)
     make_node(diagnostics_period=0.2)
-    assert not [text for _, text in logger.lines if 'without a profile' in text]
+    assert not [text for level, text in logger.lines if level == 'warning' and 'profile' in text], logger.lines
     assert probe.wait_for_diagnostics(lambda values: 'dds_profile' in values)['dds_profile'] == profile
+
+
+def test_the_shipped_profile_without_qos_from_xml_is_warned_about(make_node, monkeypatch):
+    _fast_dds_only()
+    monkeypatch.setenv('FASTRTPS_DEFAULT_PROFILES_FILE', str(REPO_ROOT / 'config' / 'fastdds_large_images.xml'))
+    monkeypatch.delenv('RMW_FASTRTPS_USE_QOS_FROM_XML', raising=False)
+    from rclpy.node import Node
+
+    logger = _Logger()
+    monkeypatch.setattr(Node, 'get_logger', lambda self: logger)
+    make_node()
+    (warning,) = [text for level, text in logger.lines if level == 'warning' and 'history memory' in text]
+    assert 'RMW_FASTRTPS_USE_QOS_FROM_XML=1' in warning
