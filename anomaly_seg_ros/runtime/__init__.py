@@ -19,8 +19,10 @@ def create_backend(name: str, model_dir: str | Path, config: ModelConfig, device
 
     ``device``: ``cpu`` or ``cuda`` (``cuda:N``); ``None`` picks CUDA where the backend can use it.
     ``precision``: ``fp32`` or ``fp16``; ONNX Runtime then loads the FP16 graphs made by
-    ``anomaly_seg export --fp16``. A TensorRT engine's precision is fixed when it is built, and the
-    torch backend runs FP32 only.
+    ``anomaly_seg export --fp16``. A TensorRT engine's precision is fixed when it is built: ``fp16``
+    requires FP16 engines (:class:`~..errors.EngineMismatchError` otherwise), while ``fp32``, every
+    caller's default, runs whatever the engines were built for (``backend.precision`` says which).
+    The torch backend runs FP32 only.
     Raises :class:`~..errors.ModelError` for missing or mismatched files and
     :class:`~..errors.BackendError` when the backend's library or device is unavailable.
     """
@@ -34,7 +36,8 @@ def create_backend(name: str, model_dir: str | Path, config: ModelConfig, device
         raise BackendError('the torch backend runs FP32 only; use onnxruntime or tensorrt for fp16')
     if name == 'tensorrt':
         from .tensorrt_backend import TensorRTBackend
-        return TensorRTBackend(model_dir, config, device=device)
+        # 'fp32' is also what callers pass when they name none (the node does not): hold only fp16 against the engines.
+        return TensorRTBackend(model_dir, config, device=device, precision='fp16' if precision == 'fp16' else None)
     if name == 'torch':
         from .torch_backend import TorchBackend
         return TorchBackend(model_dir, config, device=device)

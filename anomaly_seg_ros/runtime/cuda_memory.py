@@ -13,6 +13,7 @@ with ``cudaGetErrorName`` on failure.
 from __future__ import annotations
 
 import ctypes
+import importlib.metadata
 import weakref
 from dataclasses import dataclass
 from types import ModuleType
@@ -33,8 +34,13 @@ __all__ = [
     'set_device',
 ]
 
-_INSTALL_HINT = ("install cuda-python's runtime bindings matching the driver's CUDA major version, e.g. "
-                 "`pip install 'cuda-bindings>=12.6,<13'` for CUDA 12 (requirements/gpu.txt)")
+_INSTALL_HINT = ("install cuda-python's runtime bindings for the driver's CUDA major version: "
+                 "`pip install 'cuda-bindings>=12.6,<13'` (requirements/gpu-cuda12.txt; any driver from CUDA 12 on, "
+                 "JetPack 6 included) or `pip install 'cuda-bindings>=13,<14'` (requirements/gpu-cuda13.txt; CUDA 13 "
+                 'drivers only)')
+# Errors of cudaGetDeviceCount that mean the bindings and the driver do not fit, not "no GPU".
+_DRIVER_MISMATCH = ('cudaErrorInsufficientDriver', 'cudaErrorCallRequiresNewerDriver', 'cudaErrorSystemDriverMismatch',
+                    'cudaErrorCompatNotSupportedOnDevice')
 _cudart: ModuleType | None = None
 
 
@@ -89,10 +95,42 @@ class DeviceInfo:
 
 
 def device_count() -> int:
-    """Number of visible CUDA devices (0 where the driver finds none)."""
+    """Number of visible CUDA devices: 0 only where CUDA reports none (``cudaErrorNoDevice``).
+
+    Any other error is a :class:`BackendError` that names it: a driver older than the bindings
+    (cuda-bindings 13 on a CUDA 12 driver fails every call) must not read as "no GPU visible".
+    """
     cudart = load_cudart()
     err, count = cudart.cudaGetDeviceCount()
-    return int(count) if int(getattr(err, 'value', err)) == 0 else 0
+    if int(getattr(err, 'value', err)) == 0:
+        return int(count)
+    name = _error_name(cudart, err)
+    if name == 'cudaErrorNoDevice':
+        return 0
+    if name in _DRIVER_MISMATCH:
+        raise BackendError(f'CUDA call cudaGetDeviceCount failed: {name}: the NVIDIA driver '
+                           f'({_driver_version(cudart)}) does not support these CUDA runtime bindings '
+                           f'({_bindings_version()}); {_INSTALL_HINT}')
+    raise BackendError(f'CUDA call cudaGetDeviceCount failed: {name} (driver {_driver_version(cudart)}, '
+                       f'{_bindings_version()})')
+
+
+def _driver_version(cudart: ModuleType) -> str:
+    """'CUDA 12.6' from cudaDriverGetVersion (12060), or 'version unknown'."""
+    try:
+        err, version = cudart.cudaDriverGetVersion()
+        if int(getattr(err, 'value', err)) == 0 and int(version) > 0:
+            return f'CUDA {int(version) // 1000}.{int(version) % 1000 // 10}'
+    except Exception:  # noqa: BLE001 - only used in an error message
+        pass
+    return 'version unknown'
+
+
+def _bindings_version() -> str:
+    try:
+        return f'cuda-bindings {importlib.metadata.version("cuda-bindings")}'
+    except importlib.metadata.PackageNotFoundError:
+        return 'cuda-bindings version unknown'
 
 
 def device_info(index: int = 0) -> DeviceInfo:

@@ -29,8 +29,9 @@ __all__ = ['OnnxRuntimeBackend']
 _LOG = logging.getLogger(__name__)
 _ORT_DTYPES = {'tensor(float)': 'float32', 'tensor(int32)': 'int32', 'tensor(float16)': 'float16',
                'tensor(int64)': 'int64', 'tensor(double)': 'float64', 'tensor(bool)': 'bool'}
-_GPU_HINT = ('install onnxruntime-gpu instead of onnxruntime (requirements/gpu.txt: '
-             '`pip uninstall onnxruntime && pip install onnxruntime-gpu`) with CUDA 12 and cuDNN 9, '
+_GPU_HINT = ('install onnxruntime-gpu instead of onnxruntime (`pip uninstall -y onnxruntime`, then '
+             '`pip install -r requirements/gpu-cuda12.txt` or gpu-cuda13.txt for the driver\'s CUDA major version, '
+             'with that CUDA\'s runtime and cuDNN 9; on Jetson NVIDIA\'s JetPack build, see the README), '
              'or use device cpu')
 
 
@@ -162,14 +163,14 @@ class OnnxRuntimeBackend:
         return {stage: list(session.get_providers()) for stage, session in self._sessions.items()}
 
     def upload(self, array: np.ndarray) -> Any:
-        """Host array -> numpy (CPU) or an ``OrtValue`` on the GPU (CUDA)."""
+        """Host array -> numpy (CPU) or an ``OrtValue`` on the GPU (CUDA) holding a copy."""
         array = np.ascontiguousarray(array)
         if not self._bind:
             return array
-        if self._device_kind == 'cuda':  # copied to the device
-            return self._ort.OrtValue.ortvalue_from_numpy(array, 'cuda', self._device_index)
-        # On the CPU ortvalue_from_numpy would only borrow the array's memory: give the value its own.
-        value = self._ort.OrtValue.ortvalue_from_shape_and_type(array.shape, array.dtype, 'cpu', 0)
+        # A value with its own memory on the bound device, filled by a copy (ortvalue_from_numpy would only
+        # borrow the array's memory on the CPU, where the tests run this path).
+        value = self._ort.OrtValue.ortvalue_from_shape_and_type(array.shape, array.dtype, self._device_kind,
+                                                                self._device_index)
         value.update_inplace(array)
         return value
 

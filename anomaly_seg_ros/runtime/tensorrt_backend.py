@@ -10,8 +10,14 @@ Running: tensors are bound by name (``set_tensor_address``) and each stage is en
 ``execute_async_v3`` on one non-default stream. Every stage output lives in a device buffer owned
 by the backend, one per tensor name, and the next stage reads it where it is: only the camera
 frame goes up (through pinned memory) and only requested outputs come down. Every call that
-returns a bool or None is checked. This backend never builds engines: a missing engine is an
-error that names the build-only command.
+returns a bool or None is checked; the errors TensorRT logs during a call (one process-wide
+logger, :func:`.tensorrt_common.tensorrt_logger`) are named in the exception. This backend never
+builds engines: a missing engine is an error that names the build-only command.
+
+Activation memory: the stages run one after another on one stream, so their execution contexts are
+created ``USER_MANAGED`` and share one device buffer of the largest engine's size instead of
+holding one each (``device_memory_size_v2`` / ``set_device_memory(ptr, size)`` from 10.1 and in 11;
+``device_memory_size`` / ``device_memory = ptr`` on 10.0), which matters on an 8 GB Orin.
 """
 from __future__ import annotations
 
@@ -23,7 +29,7 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import BackendError, ModelError
+from ..errors import BackendError, EngineMismatchError, ModelError
 from ..model_config import ModelConfig
 from ..stages import STAGE_ORDER, StageSpec, stage_specs
 from . import cuda_memory
@@ -31,12 +37,14 @@ from .base import parse_device
 from .cuda_memory import DeviceArray, PinnedArray, Stream
 from .stage_files import check_graph_io, stage_file
 from .tensorrt_common import (
+    LogCapture,
     build_command,
     check_engine_metadata,
     engine_io,
     import_tensorrt,
-    make_logger,
+    parse_version,
     platform_tag,
+    tensorrt_logger,
 )
 
 __all__ = ['DeviceTensor', 'TensorRTBackend', 'parse_cuda_device']
@@ -80,9 +88,23 @@ def parse_cuda_device(device: str | None) -> int:
                        "use backend 'onnxruntime' for the CPU")
 
 
-def _check(ok: Any, what: str, logger: Any) -> None:
+def _check(ok: Any, what: str, errors: LogCapture) -> None:
     if ok is None or ok is False:
-        raise BackendError(f'TensorRT {what} failed: {logger.last_errors()}')
+        raise BackendError(f'TensorRT {what} failed: {errors}')
+
+
+def device_memory_size(engine: Any, version: tuple[int, ...]) -> int:
+    """Activation memory one execution context of ``engine`` needs, in bytes."""
+    # device_memory_size is deprecated from 10.1 (the _v2 property supersedes it) and gone in 11.
+    return int(engine.device_memory_size_v2 if version >= (10, 1) else engine.device_memory_size)
+
+
+def set_device_memory(context: Any, ptr: int, size: int, version: tuple[int, ...]) -> None:
+    """Give a ``USER_MANAGED`` context its activation memory (``size`` bytes at device address ``ptr``)."""
+    if version >= (10, 1):
+        context.set_device_memory(ptr, size)
+    else:  # 10.0: the write-only property, no size
+        context.device_memory = ptr
 
 
 class TensorRTBackend:
@@ -92,22 +114,26 @@ class TensorRTBackend:
         model_dir: an exported model directory whose engines were built on this machine.
         config: its metadata; ``config.tensorrt`` describes the engines.
         device: ``None``/``'cuda'`` (GPU 0) or ``'cuda:N'``.
+        precision: ``None`` (whatever the engines were built for) or ``'fp32'``/``'fp16'``, which
+            the engines must have been built for (a plan's precision is fixed when it is built).
         stages: stages to load (default all four).
     Raises:
         ModelError: engine file missing/corrupt or not matching the stage contract.
-        EngineMismatchError: engines built for another TensorRT release, GPU or platform.
+        EngineMismatchError: engines built for another TensorRT release, GPU, platform or precision.
         BackendError: tensorrt or cuda-python missing, no GPU, a TensorRT/CUDA call failed.
     """
 
     name = 'tensorrt'
 
     def __init__(self, model_dir: str | Path, config: ModelConfig, device: str | None = None, *,
-                 stages: Collection[str] = STAGE_ORDER) -> None:
+                 precision: str | None = None, stages: Collection[str] = STAGE_ORDER) -> None:
+        if precision not in (None, 'fp32', 'fp16'):
+            raise ValueError(f"precision must be None, 'fp32' or 'fp16', got {precision!r}")
         self.model_dir = Path(model_dir)
         self.config = config
         self._index = parse_cuda_device(device)
         self._specs: dict[str, StageSpec] = stage_specs(config)
-        precision = str((config.tensorrt or {}).get('precision', 'fp32'))
+        built = str((config.tensorrt or {}).get('precision', 'fp32'))
         paths = {}
         for stage in stages:
             if stage not in self._specs:
@@ -115,16 +141,22 @@ class TensorRTBackend:
             paths[stage] = stage_file(self.model_dir, config, stage, 'tensorrt')
             if not paths[stage].is_file():
                 raise ModelError(f'{paths[stage]} is missing: TensorRT engines are built once per machine, ahead '
-                                 f'of the first launch, with `{build_command(self.model_dir, precision)}`; '
+                                 f'of the first launch, with `{build_command(self.model_dir, precision or built)}`; '
                                  'the node never builds them itself')
         trt = import_tensorrt()
         cuda_memory.set_device(self._index)
         gpu = cuda_memory.device_info(self._index)
         check_engine_metadata(config.tensorrt, self.model_dir, trt_version=trt.__version__,
                               compute_capability=gpu.compute_capability, gpu_name=gpu.name, machine=platform_tag())
+        if precision is not None and precision != built:
+            raise EngineMismatchError(f'the TensorRT engines in {self.model_dir} were built for {built}, {precision} '
+                                      f'was asked for: a plan\'s precision is fixed when it is built. Rebuild them '
+                                      f'with `{build_command(self.model_dir, precision)}`, or ask for {built}')
+        self.precision = built
         self.device = f'cuda:{self._index} ({gpu.name})'
         self._trt = trt
-        self._logger = make_logger(trt)
+        self._version = parse_version(trt.__version__)
+        self._logger = tensorrt_logger(trt)
         self._engines: dict[str, Any] = {}
         self._contexts: dict[str, Any] = {}
         self._outputs: dict[str, DeviceTensor] = {}
@@ -132,45 +164,73 @@ class TensorRTBackend:
         self._staging: dict[tuple[tuple[int, ...], str], PinnedArray] = {}
         self._host_out: dict[tuple[tuple[int, ...], str], PinnedArray] = {}
         self._runtime: Any = None
+        self._activations: DeviceArray | None = None
         self._pending: set[tuple[tuple[int, ...], str]] = set()
         self._stream: Stream | None = Stream()
         try:
-            self._runtime = trt.Runtime(self._logger)
-            _check(self._runtime, 'Runtime creation', self._logger)
-            for stage, path in paths.items():
-                self._load(stage, path)
+            with self._logger.capture() as errors:
+                self._runtime = trt.Runtime(self._logger)
+                _check(self._runtime, 'Runtime creation', errors)
+            inputs = {stage: self._load(stage, path) for stage, path in paths.items()}
+            self._create_contexts(paths, inputs)
         except BaseException:
             self.close()
             raise
+        _LOG.info('TensorRT %s engines (%s) of %s loaded on %s', trt.__version__, built, self.model_dir, self.device)
 
-    def _load(self, stage: str, path: Path) -> None:
-        rebuild = f'rebuild it with `{build_command(self.model_dir, str(self.config.tensorrt.get("precision")))}`'
+    def _rebuild(self) -> str:
+        return f'rebuild it with `{build_command(self.model_dir, self.precision)}`'
+
+    def _load(self, stage: str, path: Path) -> list[tuple[str, tuple[int, ...], str]]:
+        """Deserialize ``path`` into ``self._engines[stage]`` and check its tensors; returns its inputs."""
         try:
             plan = path.read_bytes()
         except OSError as exc:
-            raise ModelError(f'{path} cannot be read ({exc}); {rebuild}') from exc
-        self._logger.errors.clear()  # report this plan's errors only
-        engine = self._runtime.deserialize_cuda_engine(plan)
+            raise ModelError(f'{path} cannot be read ({exc}); {self._rebuild()}') from exc
+        with self._logger.capture() as errors:  # this plan's errors only
+            engine = self._runtime.deserialize_cuda_engine(plan)
         if engine is None:
             raise ModelError(f'{path} could not be deserialized (truncated or corrupt, or built by another '
-                             f'TensorRT): {self._logger.last_errors()}; {rebuild}')
-        spec = self._specs[stage]
+                             f'TensorRT): {errors}; {self._rebuild()}')
         inputs, outputs = engine_io(engine, self._trt)
-        check_graph_io(path, spec, inputs, outputs, f'The engine belongs to another model: {rebuild}.')
-        context = engine.create_execution_context()
-        _check(context, f'create_execution_context for {path.name} (out of GPU memory?)', self._logger)
-        for name, shape, _ in inputs:
-            if any(d < 0 for d in shape):  # dynamic dimension: fix it to the contract's static shape
-                tensor = next(t for t in spec.inputs if t.name == name)
-                _check(context.set_input_shape(name, tensor.shape), f'set_input_shape({name!r})', self._logger)
-        for tensor in spec.outputs:
-            output = self._outputs.get(tensor.name)
-            if output is None:
-                output = self._outputs[tensor.name] = DeviceTensor(DeviceArray(tensor.shape, tensor.dtype))
-            _check(context.set_tensor_address(tensor.name, output.ptr), f'set_tensor_address({tensor.name!r})',
-                   self._logger)
+        check_graph_io(path, self._specs[stage], inputs, outputs,
+                       f'The engine belongs to another model: {self._rebuild()}.')
         self._engines[stage] = engine
-        self._contexts[stage] = context
+        return inputs
+
+    def _create_contexts(self, paths: Mapping[str, Path],
+                         inputs: Mapping[str, list[tuple[str, tuple[int, ...], str]]]) -> None:
+        """One ``USER_MANAGED`` execution context per stage, all on one shared activation buffer.
+
+        Valid because the stages never overlap: every context is enqueued on the backend's one stream,
+        one after another, so each finishes with the buffer before the next starts.
+        """
+        sizes = {stage: device_memory_size(engine, self._version) for stage, engine in self._engines.items()}
+        size = max(sizes.values(), default=0)
+        self._activations = DeviceArray((size,), np.uint8)
+        _LOG.info('TensorRT activation memory: one shared buffer of %.1f MiB for %d stages (%.1f MiB if each had '
+                  'its own)', size / 2**20, len(sizes), sum(sizes.values()) / 2**20)
+        strategy = self._trt.ExecutionContextAllocationStrategy.USER_MANAGED
+        for stage, engine in self._engines.items():
+            name, spec = paths[stage].name, self._specs[stage]
+            with self._logger.capture() as errors:
+                context = engine.create_execution_context(strategy)
+                _check(context, f'create_execution_context for {name}', errors)
+                set_device_memory(context, self._activations.ptr, size, self._version)
+                if errors:  # set_device_memory returns nothing: TensorRT's complaint is in the log
+                    raise BackendError(f'TensorRT refused the shared activation memory for {name}: {errors}')
+                for tensor_name, shape, _ in inputs[stage]:
+                    if any(d < 0 for d in shape):  # dynamic dimension: fix it to the contract's static shape
+                        tensor = next(t for t in spec.inputs if t.name == tensor_name)
+                        _check(context.set_input_shape(tensor_name, tensor.shape), f'set_input_shape({tensor_name!r})',
+                               errors)
+                for tensor in spec.outputs:
+                    output = self._outputs.get(tensor.name)
+                    if output is None:
+                        output = self._outputs[tensor.name] = DeviceTensor(DeviceArray(tensor.shape, tensor.dtype))
+                    _check(context.set_tensor_address(tensor.name, output.ptr), f'set_tensor_address({tensor.name!r})',
+                           errors)
+            self._contexts[stage] = context
 
     # -- Backend protocol ------------------------------------------------------------------------
     def _current_device(self) -> None:
@@ -214,6 +274,7 @@ class TensorRTBackend:
         spec = self._specs[stage]
         self._current_device()
         keep = []
+        values = []
         for tensor in spec.inputs:
             if tensor.name not in inputs:
                 raise ValueError(f'stage {stage!r} needs input {tensor.name!r}')
@@ -229,9 +290,11 @@ class TensorRTBackend:
             if value.shape != tensor.shape or value.dtype != np.dtype(tensor.dtype):
                 raise ValueError(f'stage {stage!r} input {tensor.name!r}: got {value.shape} {value.dtype}, '
                                  f'expected {tensor.shape} {tensor.dtype}')
-            _check(context.set_tensor_address(tensor.name, value.ptr), f'set_tensor_address({tensor.name!r})',
-                   self._logger)
-        _check(context.execute_async_v3(self.stream.handle), f'execute_async_v3 of stage {stage!r}', self._logger)
+            values.append((tensor.name, value))
+        with self._logger.capture() as errors:
+            for name, value in values:
+                _check(context.set_tensor_address(name, value.ptr), f'set_tensor_address({name!r})', errors)
+            _check(context.execute_async_v3(self.stream.handle), f'execute_async_v3 of stage {stage!r}', errors)
         return {name: self._outputs[name] for name in spec.output_names}
 
     def download(self, value: Any) -> np.ndarray:
@@ -261,6 +324,9 @@ class TensorRTBackend:
         self._contexts.clear()
         self._engines.clear()
         self._runtime = None  # after the engines it deserialized
+        if self._activations is not None:  # after the contexts that use it
+            activations, self._activations = self._activations, None
+            activations.free()
         for output in self._outputs.values():
             output.array.free()
         self._outputs.clear()

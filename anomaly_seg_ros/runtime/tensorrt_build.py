@@ -18,6 +18,15 @@ version     network flags               FP16
 11.x        0 (always strongly typed)   the FP16 ONNX graph; precision builder flags no longer exist
 ==========  ==========================  ==============================================================
 
+FP32 engines are built with ``BuilderFlag.TF32`` cleared (10.x and 11.x alike; the flag is on by
+default): with it, Ampere and newer GPUs (Orin included) round convolution inputs to 10-bit
+mantissas, about 1e-3 off the FP32 reference, which is not what "fp32" promises. FP16 engines keep
+TensorRT's default.
+
+One process-wide logger (:func:`.tensorrt_common.tensorrt_logger`) serves every build; the errors
+logged while one engine is built are named in the exception. VERBOSE messages only with
+``verbose=True``.
+
 After the build, ``model.yaml`` records per stage ``files.tensorrt`` and a ``tensorrt`` section
 (version, GPU name, compute capability, platform, precision, ...), which the runtime backend checks
 before deserializing anything.
@@ -37,7 +46,7 @@ from ..model_config import ModelConfig, load_model_config, save_model_config
 from ..stages import STAGE_ORDER, stage_specs
 from . import cuda_memory
 from .stage_files import ONNX_FP16, stage_file
-from .tensorrt_common import import_tensorrt, make_logger, parse_version, platform_tag
+from .tensorrt_common import LogCapture, import_tensorrt, parse_version, platform_tag, tensorrt_logger
 
 __all__ = ['BuildSettings', 'DEFAULT_TIMING_CACHE', 'build_engines', 'build_settings', 'parser_errors']
 
@@ -53,7 +62,8 @@ class BuildSettings:
 
     ``onnx_format``: which exported graph to parse ('onnx' FP32 or 'onnx_fp16').
     ``network_flags``: the ``create_network`` bit mask. ``builder_flags``: ``BuilderFlag`` member
-    names to set. ``fp32_layer_types``: ``LayerType`` names pinned to FP32 (weak typing only).
+    names to set; ``cleared_flags``: member names to clear (TF32 for FP32 engines).
+    ``fp32_layer_types``: ``LayerType`` names pinned to FP32 (weak typing only; float layers only).
     """
 
     version: tuple[int, ...]
@@ -63,6 +73,7 @@ class BuildSettings:
     onnx_format: str
     builder_flags: tuple[str, ...] = ()
     fp32_layer_types: tuple[str, ...] = ()
+    cleared_flags: tuple[str, ...] = ()
 
 
 def build_settings(trt: Any, precision: str) -> BuildSettings:
@@ -74,15 +85,17 @@ def build_settings(trt: Any, precision: str) -> BuildSettings:
         raise BackendError(f'TensorRT {trt.__version__} is too old: the engines need TensorRT 10 or 11 '
                            '(JetPack 6 ships 10.x)')
     fp16 = precision == 'fp16'
+    # TF32 (on by default, still a builder flag in 11.x) would make "fp32" engines ~1e-3 off FP32 on Ampere+.
+    cleared = () if fp16 else ('TF32',)
     if version[0] >= 11:  # strongly typed always; EXPLICIT_BATCH and the precision flags are gone
-        return BuildSettings(version, precision, True, 0, ONNX_FP16 if fp16 else 'onnx')
+        return BuildSettings(version, precision, True, 0, ONNX_FP16 if fp16 else 'onnx', cleared_flags=cleared)
     if version >= (10, 12):  # precision flags deprecated: opt in to strong typing, FP16 from the graph
         flags = 1 << int(trt.NetworkDefinitionCreationFlag.STRONGLY_TYPED)
-        return BuildSettings(version, precision, True, flags, ONNX_FP16 if fp16 else 'onnx')
+        return BuildSettings(version, precision, True, flags, ONNX_FP16 if fp16 else 'onnx', cleared_flags=cleared)
     if fp16:  # 10.0-10.11: weakly typed FP32 graph + FP16 builder flag, sensitive layers pinned to FP32
         return BuildSettings(version, precision, False, 0, 'onnx', ('FP16', 'OBEY_PRECISION_CONSTRAINTS'),
                              _FP32_LAYER_TYPES)
-    return BuildSettings(version, precision, False, 0, 'onnx')
+    return BuildSettings(version, precision, False, 0, 'onnx', cleared_flags=cleared)
 
 
 def parser_errors(parser: Any) -> str:
@@ -104,12 +117,20 @@ def _call_or(obj: Any, method: str, default: str) -> str:
 
 
 def _pin_fp32(trt: Any, network: Any, type_names: tuple[str, ...]) -> int:
+    """Pin the float layers of ``type_names`` to FP32; returns how many were pinned.
+
+    Only layers whose data input (input 0) is float: FP32 precision on an integer reduce or top-k
+    (an index computation) makes the weakly typed FP16 build fail.
+    """
     types = {getattr(trt.LayerType, name) for name in type_names if hasattr(trt.LayerType, name)}
     floats = (trt.float32, trt.float16)
     pinned = 0
     for index in range(network.num_layers):
         layer = network.get_layer(index)
         if layer.type not in types:
+            continue
+        data = layer.get_input(0) if layer.num_inputs > 0 else None
+        if data is None or data.dtype not in floats:
             continue
         layer.precision = trt.float32
         for out in range(layer.num_outputs):
@@ -134,24 +155,28 @@ def _write_atomic(path: Path, data: Any) -> None:
     tmp.replace(path)
 
 
-def _build_one(trt: Any, logger: Any, settings: BuildSettings, onnx_path: Path, engine_path: Path,
-               shapes: dict[str, tuple[int, ...]], workspace_bytes: int, cache_state: dict[str, Any]) -> None:
+def _build_one(trt: Any, logger: Any, errors: LogCapture, settings: BuildSettings, onnx_path: Path,
+               engine_path: Path, shapes: dict[str, tuple[int, ...]], workspace_bytes: int,
+               cache_state: dict[str, Any]) -> None:
+    """Build one engine; ``errors`` collects what TensorRT logs meanwhile, for the exception message."""
     builder = trt.Builder(logger)
     if builder is None:
-        raise BackendError(f'TensorRT Builder creation failed: {logger.last_errors()}')
+        raise BackendError(f'TensorRT Builder creation failed: {errors}')
     network = builder.create_network(settings.network_flags)
     parser = trt.OnnxParser(network, logger) if network is not None else None
     if parser is None:
-        raise BackendError(f'TensorRT network/parser creation failed: {logger.last_errors()}')
+        raise BackendError(f'TensorRT network/parser creation failed: {errors}')
     if not parser.parse_from_file(str(onnx_path)):
         raise ModelError(f'TensorRT could not parse {onnx_path}:\n{parser_errors(parser)}\nRe-export the model '
                          '(opset 17, static shapes) or report the node above')
     config = builder.create_builder_config()
     if config is None:
-        raise BackendError(f'TensorRT builder config creation failed: {logger.last_errors()}')
+        raise BackendError(f'TensorRT builder config creation failed: {errors}')
     config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, workspace_bytes)
     for flag in settings.builder_flags:
         config.set_flag(getattr(trt.BuilderFlag, flag))
+    for flag in settings.cleared_flags:
+        config.clear_flag(getattr(trt.BuilderFlag, flag))
     if settings.fp32_layer_types:
         _LOG.info('%s: %d layers kept in FP32', onnx_path.name, _pin_fp32(trt, network, settings.fp32_layer_types))
     profile = None
@@ -166,18 +191,17 @@ def _build_one(trt: Any, logger: Any, settings: BuildSettings, onnx_path: Path, 
         shape = shapes[tensor.name]
         profile.set_shape(tensor.name, shape, shape, shape)
     if profile is not None and config.add_optimization_profile(profile) < 0:
-        raise BackendError(f'TensorRT rejected the optimization profile for {onnx_path}: {logger.last_errors()}')
+        raise BackendError(f'TensorRT rejected the optimization profile for {onnx_path}: {errors}')
     cache = config.create_timing_cache(cache_state['bytes'])
     if cache is None or not config.set_timing_cache(cache, False):
         _LOG.warning('timing cache %s does not match this TensorRT/GPU; starting an empty one', cache_state['path'])
         cache = config.create_timing_cache(b'')
         if cache is None or not config.set_timing_cache(cache, False):
-            raise BackendError(f'TensorRT could not create a timing cache: {logger.last_errors()}')
+            raise BackendError(f'TensorRT could not create a timing cache: {errors}')
     start = time.monotonic()
-    logger.errors.clear()  # report this build's errors only
     plan = builder.build_serialized_network(network, config)
     if plan is None:
-        raise BackendError(f'TensorRT failed to build {engine_path.name} from {onnx_path}: {logger.last_errors()}')
+        raise BackendError(f'TensorRT failed to build {engine_path.name} from {onnx_path}: {errors}')
     _write_atomic(engine_path, plan)
     updated = config.get_timing_cache()
     serialized = updated.serialize() if updated is not None else None
@@ -186,12 +210,12 @@ def _build_one(trt: Any, logger: Any, settings: BuildSettings, onnx_path: Path, 
     else:
         cache_state['bytes'] = bytes(memoryview(serialized))
         _write_atomic(cache_state['path'], cache_state['bytes'])
-    _LOG.warning('built %s in %.0f s', engine_path, time.monotonic() - start)
+    _LOG.info('built %s in %.0f s', engine_path, time.monotonic() - start)
 
 
 def build_engines(model_dir: str | Path, *, precision: str = 'fp32', workspace_gb: float = 4.0,
                   timing_cache: str | Path | None = None, device: str | None = None,
-                  stages: Collection[str] = STAGE_ORDER, verify: bool = True) -> ModelConfig:
+                  stages: Collection[str] = STAGE_ORDER, verify: bool = True, verbose: bool = False) -> ModelConfig:
     """Build ``<stage>.engine`` for every stage of the exported ``model_dir`` and record them in ``model.yaml``.
 
     Args:
@@ -203,6 +227,8 @@ def build_engines(model_dir: str | Path, *, precision: str = 'fp32', workspace_g
             (default ``<model_dir>/tensorrt_timing.cache``).
         device: 'cuda' or 'cuda:N'.
         verify: load the engines with the tensorrt backend afterwards (checks tensor names/shapes).
+        verbose: forward TensorRT's INFO and VERBOSE messages too (to the ``anomaly_seg_ros.tensorrt``
+            logger at INFO/DEBUG) while building; by default only warnings and errors.
     Returns:
         The updated metadata (also written to ``model.yaml``).
     """
@@ -227,15 +253,18 @@ def build_engines(model_dir: str | Path, *, precision: str = 'fp32', workspace_g
               f'{trt.__version__}, {gpu.name} compute {gpu.compute_capability_str}). This takes minutes per stage '
               'and is done once per machine; later starts load the engines.')
     _LOG.warning('%s\n%s\n%s', '=' * 100, banner, '=' * 100)
-    logger = make_logger(trt)
+    logger = tensorrt_logger(trt)
     cache_state = {'path': cache_path, 'bytes': _load_timing_cache(cache_path)}
     files = {}
-    for stage, onnx_path in onnx_paths.items():
-        engine_path = model_dir / f'{stage}.engine'
-        _LOG.warning('building %s from %s ...', engine_path.name, onnx_path.name)
-        shapes = {t.name: t.shape for t in specs[stage].inputs}
-        _build_one(trt, logger, settings, onnx_path, engine_path, shapes, int(workspace_gb * (1 << 30)), cache_state)
-        files[stage] = engine_path.name
+    with logger.verbosity('VERBOSE' if verbose else logger.min_severity_name):
+        for stage, onnx_path in onnx_paths.items():
+            engine_path = model_dir / f'{stage}.engine'
+            _LOG.info('building %s from %s ...', engine_path.name, onnx_path.name)
+            shapes = {t.name: t.shape for t in specs[stage].inputs}
+            with logger.capture() as errors:  # this engine's errors only
+                _build_one(trt, logger, errors, settings, onnx_path, engine_path, shapes,
+                           int(workspace_gb * (1 << 30)), cache_state)
+            files[stage] = engine_path.name
     for stage, name in files.items():
         config = config.with_stage(stage, files={**config.stage(stage).files, 'tensorrt': name})
     config = replace(config, tensorrt={

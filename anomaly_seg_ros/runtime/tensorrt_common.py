@@ -7,19 +7,20 @@
   :class:`~..errors.EngineMismatchError` that says to rebuild and how, not a null engine.
 - :func:`engine_io`: an engine's input/output tensors by name (``num_io_tensors``,
   ``get_tensor_name``, ``get_tensor_mode``, ``get_tensor_shape``, ``get_tensor_dtype``).
-- :func:`make_logger`: an ``ILogger`` that forwards to :mod:`logging` and keeps the last errors for
-  the exception message.
+- :func:`tensorrt_logger`: the one ``ILogger`` of the process, forwarding to :mod:`logging`; its
+  :meth:`capture` collects the errors TensorRT logs during one call, for the exception message.
 
 Decisions are made from ``trt.__version__``, never from enum integer values (they changed between
 10 and 11); enum members are looked up by name.
 """
 from __future__ import annotations
 
-import collections
+import contextlib
 import logging
 import platform
 import re
-from collections.abc import Mapping
+import threading
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -27,14 +28,16 @@ from ..errors import BackendError, EngineMismatchError, ModelError
 from .stage_files import TensorInfo
 
 __all__ = [
+    'SEVERITIES',
     'TRT_DTYPES',
+    'LogCapture',
     'build_command',
     'check_engine_metadata',
     'engine_io',
     'import_tensorrt',
-    'make_logger',
     'parse_version',
     'platform_tag',
+    'tensorrt_logger',
 ]
 
 _LOG = logging.getLogger('anomaly_seg_ros.tensorrt')
@@ -146,28 +149,102 @@ def engine_io(engine: Any, trt: Any) -> tuple[list[TensorInfo], list[TensorInfo]
     return inputs, outputs
 
 
-def make_logger(trt: Any, keep: int = 20) -> Any:
-    """A ``trt.ILogger`` forwarding to :mod:`logging`; ``.errors`` holds the last ``keep`` error messages."""
-    severity = trt.ILogger.Severity
-    errors = {severity.INTERNAL_ERROR, severity.ERROR}
+# ILogger.Severity member names, most severe first; a minimum severity lets through itself and those before it.
+SEVERITIES = ('INTERNAL_ERROR', 'ERROR', 'WARNING', 'INFO', 'VERBOSE')
+_PY_LEVELS = {'INTERNAL_ERROR': logging.ERROR, 'ERROR': logging.ERROR, 'WARNING': logging.WARNING,
+              'INFO': logging.INFO, 'VERBOSE': logging.DEBUG}
 
-    class _Logger(trt.ILogger):  # type: ignore[misc,name-defined]
+
+class LogCapture:
+    """The error messages (ERROR, INTERNAL_ERROR) TensorRT logged while a :meth:`capture` was open."""
+
+    def __init__(self, keep: int = 20) -> None:
+        self.messages: list[str] = []
+        self._keep = keep
+
+    def add(self, message: str) -> None:
+        if len(self.messages) < self._keep:  # the first errors are the causes, later ones their echoes
+            self.messages.append(message)
+
+    def __bool__(self) -> bool:
+        return bool(self.messages)
+
+    def __str__(self) -> str:
+        return ' | '.join(self.messages) or 'no message from TensorRT'
+
+
+_shared_lock = threading.Lock()
+_shared: tuple[Any, Any] | None = None  # (the tensorrt module, its logger)
+
+
+def tensorrt_logger(trt: Any) -> Any:
+    """The process-wide ``trt.ILogger`` (created on first use) that every Builder, Runtime and parser gets.
+
+    TensorRT keeps one logger per process, the first one it was given, and calls it from every
+    builder and runtime: a second logger's messages would be lost, and a freed one still called. This
+    one is never freed. It forwards to the ``anomaly_seg_ros.tensorrt`` :mod:`logging` logger
+    messages at or above its minimum severity (:meth:`set_min_severity`, ``'WARNING'`` by default;
+    ``'VERBOSE'`` when asked) and records errors into every open :meth:`capture`.
+    """
+    global _shared
+    with _shared_lock:
+        if _shared is None or _shared[0] is not trt:  # another module object: only the tests' fake tensorrt
+            _shared = (trt, _logger_class(trt)())
+        return _shared[1]
+
+
+def _logger_class(trt: Any) -> type:
+    members = {name: getattr(trt.ILogger.Severity, name) for name in SEVERITIES}
+    errors = frozenset((members['INTERNAL_ERROR'], members['ERROR']))
+    py_levels = {members[name]: level for name, level in _PY_LEVELS.items()}
+
+    class TensorRTLogger(trt.ILogger):  # type: ignore[misc,name-defined]
         def __init__(self) -> None:
             trt.ILogger.__init__(self)
-            self.errors: collections.deque[str] = collections.deque(maxlen=keep)
+            self._lock = threading.Lock()
+            self._captures: list[LogCapture] = []
+            self._passing: frozenset[Any] = frozenset()
+            self.min_severity_name = ''
+            self.set_min_severity('WARNING')
+
+        def set_min_severity(self, name: str) -> None:
+            """Forward messages of severity ``name`` (one of :data:`SEVERITIES`) and above; drop the rest."""
+            if name not in SEVERITIES:
+                raise ValueError(f'unknown TensorRT severity {name!r}; one of {", ".join(SEVERITIES)}')
+            self._passing = frozenset(members[n] for n in SEVERITIES[:SEVERITIES.index(name) + 1])
+            self.min_severity_name = name
+
+        @contextlib.contextmanager
+        def verbosity(self, name: str) -> Iterator[None]:
+            """:meth:`set_min_severity` for the duration of a ``with`` block (process-wide meanwhile)."""
+            previous = self.min_severity_name
+            self.set_min_severity(name)
+            try:
+                yield
+            finally:
+                self.set_min_severity(previous)
+
+        @contextlib.contextmanager
+        def capture(self) -> Iterator[LogCapture]:
+            """Collect the errors logged until the block ends (from any thread: TensorRT may log from its own)."""
+            capture = LogCapture()
+            with self._lock:
+                self._captures.append(capture)
+            try:
+                yield capture
+            finally:
+                with self._lock:
+                    self._captures.remove(capture)
 
         def log(self, level: Any, msg: str) -> None:
+            # TensorRT calls this, holding the GIL, for every message it makes, VERBOSE included (thousands
+            # per build): return before any work for those below the minimum severity.
+            if level not in self._passing:
+                return
             if level in errors:
-                self.errors.append(msg)
-                _LOG.error('TensorRT: %s', msg)
-            elif level == severity.WARNING:
-                _LOG.warning('TensorRT: %s', msg)
-            elif level == severity.INFO:
-                _LOG.info('TensorRT: %s', msg)
-            else:
-                _LOG.debug('TensorRT: %s', msg)
+                with self._lock:
+                    for capture in self._captures:
+                        capture.add(msg)
+            _LOG.log(py_levels.get(level, logging.DEBUG), 'TensorRT: %s', msg)
 
-        def last_errors(self) -> str:
-            return ' | '.join(self.errors) or 'no message from TensorRT'
-
-    return _Logger()
+    return TensorRTLogger

@@ -3,8 +3,11 @@ on machines without TensorRT or a GPU.
 
 The fake keeps TensorRT's Python API shape (names, bool/None returns, enum members with ``.name``) for
 the version given; members that a version removed are absent (11.x: no ``BuilderFlag.FP16``, no
-``EXPLICIT_BATCH``), so code that touches them fails as it would on the real library. A "plan" is
-JSON describing the engine's I/O tensors; the fake execution context fills outputs with constants.
+``EXPLICIT_BATCH``, no ``device_memory_size``; 10.0: no ``device_memory_size_v2`` nor
+``set_device_memory``), so code that touches them fails as it would on the real library. Like
+TensorRT, it sends every message to the first logger it was given. A "plan" is JSON describing the
+engine's I/O tensors and activation memory size; the fake execution context fills outputs with
+constants and checks that a ``USER_MANAGED`` context was given enough live memory.
 """
 from __future__ import annotations
 
@@ -43,11 +46,23 @@ _ONNX_TO_NP = {onnx.TensorProto.FLOAT: 'float32', onnx.TensorProto.INT32: 'int32
 def make_fake_trt(version: str = '10.3.0', *, fail_build: bool = False, fail_execute: bool = False,
                   fail_address: bool = False, parse_errors: list[tuple[str, str, str]] | None = None) -> Any:
     """A fake ``tensorrt`` module of ``version``; ``calls`` records what the code under test did."""
-    major = int(version.split('.')[0])
+    major, minor = (int(v) for v in version.split('.')[:2])
     trt = SimpleNamespace(__version__=version)
     calls: dict[str, list] = {'deserialize': [], 'network_flags': [], 'builder_flags': [], 'parsed': [],
-                              'set_address': [], 'execute': [], 'pinned': [], 'workspace': [], 'timing_cache': []}
+                              'set_address': [], 'execute': [], 'pinned': [], 'workspace': [], 'timing_cache': [],
+                              'cleared_flags': [], 'loggers': [], 'contexts': [], 'device_memory': [],
+                              'network': []}
     trt.calls = calls
+    process = {'logger': None}  # TensorRT keeps the first logger it is given and logs everything there
+
+    def log(severity_name: str, msg: str) -> None:
+        process['logger'].log(getattr(ILogger.Severity, severity_name), msg)
+
+    def register(logger: Any) -> None:
+        calls['loggers'].append(logger)
+        if process['logger'] is None:
+            process['logger'] = logger
+
     trt.DataType = _enum('FLOAT', 'HALF', 'INT8', 'INT32', 'BOOL')
     trt.float32, trt.float16, trt.int32 = trt.DataType.FLOAT, trt.DataType.HALF, trt.DataType.INT32
     trt.TensorIOMode = _enum('NONE', 'INPUT', 'OUTPUT')
@@ -57,10 +72,13 @@ def make_fake_trt(version: str = '10.3.0', *, fail_build: bool = False, fail_exe
     if major >= 11:
         trt.NetworkDefinitionCreationFlag = _enum('PREFER_AOT_PYTHON_PLUGINS', 'STRONGLY_TYPED', start=3)
         trt.BuilderFlag = _enum('DEBUG', 'GPU_FALLBACK', 'REFIT', 'TF32', 'VERSION_COMPATIBLE')
+        trt.ExecutionContextAllocationStrategy = _enum('USER_MANAGED', 'STATIC', 'ON_PROFILE_CHANGE')
     else:
         trt.NetworkDefinitionCreationFlag = _enum('EXPLICIT_BATCH', 'EXPLICIT_PRECISION', 'STRONGLY_TYPED')
         trt.BuilderFlag = _enum('FP16', 'INT8', 'DEBUG', 'GPU_FALLBACK', 'REFIT', 'TF32',
                                 'OBEY_PRECISION_CONSTRAINTS', 'VERSION_COMPATIBLE')
+        trt.ExecutionContextAllocationStrategy = _enum('STATIC', 'ON_PROFILE_CHANGE', 'USER_MANAGED')
+    v2_memory_api = (major, minor) >= (10, 1)  # device_memory_size_v2, set_device_memory(ptr, size)
 
     class ILogger:
         Severity = _enum('INTERNAL_ERROR', 'ERROR', 'WARNING', 'INFO', 'VERBOSE')
@@ -71,9 +89,15 @@ def make_fake_trt(version: str = '10.3.0', *, fail_build: bool = False, fail_exe
     trt.ILogger = ILogger
 
     class Engine:
-        def __init__(self, tensors: list[dict]) -> None:
+        def __init__(self, tensors: list[dict], device_memory: int) -> None:
             self.tensors = {t['name']: t for t in tensors}
             self.order = [t['name'] for t in tensors]
+            self.memory = device_memory
+
+        if v2_memory_api:
+            device_memory_size_v2 = property(lambda self: self.memory)
+        if major < 11:  # deprecated from 10.1, removed in 11
+            device_memory_size = property(lambda self: self.memory)
 
         @property
         def num_io_tensors(self) -> int:
@@ -91,12 +115,30 @@ def make_fake_trt(version: str = '10.3.0', *, fail_build: bool = False, fail_exe
         def get_tensor_dtype(self, name: str) -> Member:
             return getattr(trt.DataType, _NP_TO_TRT[self.tensors[name]['dtype']])
 
-        def create_execution_context(self) -> Context:
-            return Context(self)
+        def create_execution_context(self, strategy: Member | None = None) -> Context:
+            strategy = strategy or trt.ExecutionContextAllocationStrategy.STATIC
+            calls['contexts'].append(strategy.name)
+            return Context(self, strategy)
 
     class Context:
-        def __init__(self, engine: Engine) -> None:
+        def __init__(self, engine: Engine, strategy: Member) -> None:
             self.engine, self.addresses = engine, {}
+            self.user_managed = strategy is trt.ExecutionContextAllocationStrategy.USER_MANAGED
+            self.memory: tuple[int, int | None] | None = None
+
+        if v2_memory_api:
+            def set_device_memory(self, ptr: int, size: int) -> None:
+                calls['device_memory'].append((ptr, size))
+                if size < self.engine.memory:
+                    log('ERROR', f'fake: device memory of {size} bytes is less than the {self.engine.memory} needed')
+                self.memory = (ptr, size)
+
+        if major < 11:
+            def _set_memory_pointer(self, ptr: int) -> None:
+                calls['device_memory'].append((ptr, None))
+                self.memory = (ptr, None)
+
+            device_memory = property(None, _set_memory_pointer)
 
         def set_input_shape(self, name: str, shape: tuple[int, ...]) -> bool:
             return True
@@ -111,7 +153,12 @@ def make_fake_trt(version: str = '10.3.0', *, fail_build: bool = False, fail_exe
         def execute_async_v3(self, stream_handle: int) -> bool:
             calls['execute'].append((self.engine.order, stream_handle))
             if fail_execute:
+                log('ERROR', 'fake: an illegal memory access was encountered')
                 return False
+            if self.user_managed:  # TensorRT would use (and overrun) whatever memory it was given
+                assert self.memory is not None, 'USER_MANAGED context run without device memory'
+                buffer = FakeDeviceArray.registry[self.memory[0]]  # KeyError: freed or never allocated
+                assert buffer.data.nbytes >= self.engine.memory, 'activation memory too small'
             for name, tensor in self.engine.tensors.items():
                 array = FakeDeviceArray.registry[self.addresses[name]]  # every tensor must be bound
                 assert array.shape == tuple(tensor['shape']) and str(array.dtype) == tensor['dtype'], name
@@ -121,14 +168,15 @@ def make_fake_trt(version: str = '10.3.0', *, fail_build: bool = False, fail_exe
 
     class Runtime:
         def __init__(self, logger: ILogger) -> None:
-            self.logger = logger
+            register(logger)
 
         def deserialize_cuda_engine(self, plan: bytes) -> Engine | None:
             calls['deserialize'].append(len(plan))
             try:
-                return Engine(json.loads(plan.decode())['tensors'])
+                data = json.loads(plan.decode())
+                return Engine(data['tensors'], int(data.get('device_memory', 0)))
             except (ValueError, KeyError, UnicodeDecodeError):
-                self.logger.log(ILogger.Severity.ERROR, 'fake: the plan is corrupt')
+                log('ERROR', 'fake: the plan is corrupt')
                 return None
 
     trt.Runtime = Runtime
@@ -139,10 +187,13 @@ def make_fake_trt(version: str = '10.3.0', *, fail_build: bool = False, fail_exe
             self.dtype = getattr(trt.DataType, _NP_TO_TRT[dtype])
 
     class Layer:
-        def __init__(self, layer_type: Member) -> None:
+        def __init__(self, layer_type: Member, dtype: str = 'float32') -> None:
             self.type, self.precision, self.output_types = layer_type, None, {}
-            self.num_outputs = 1
-            self.output = Tensor('out', [1], 'float32')
+            self.num_inputs = self.num_outputs = 1
+            self.input, self.output = Tensor('in', [1], dtype), Tensor('out', [1], dtype)
+
+        def get_input(self, index: int) -> Tensor:
+            return self.input
 
         def get_output(self, index: int) -> Tensor:
             return self.output
@@ -153,8 +204,11 @@ def make_fake_trt(version: str = '10.3.0', *, fail_build: bool = False, fail_exe
     class Network:
         def __init__(self, flags: int) -> None:
             self.flags, self.inputs, self.outputs = flags, [], []
+            # Integer reduce/top-k (index arithmetic) beside the float layers the FP16 build pins to FP32.
             self.layers = [Layer(trt.LayerType.CONVOLUTION), Layer(trt.LayerType.NORMALIZATION),
-                           Layer(trt.LayerType.REDUCE), Layer(trt.LayerType.SOFTMAX)]
+                           Layer(trt.LayerType.REDUCE), Layer(trt.LayerType.SOFTMAX),
+                           Layer(trt.LayerType.REDUCE, 'int32'), Layer(trt.LayerType.TOPK, 'int32')]
+            calls['network'].append(self)
 
         num_inputs = property(lambda self: len(self.inputs))
         num_layers = property(lambda self: len(self.layers))
@@ -167,6 +221,7 @@ def make_fake_trt(version: str = '10.3.0', *, fail_build: bool = False, fail_exe
 
     class OnnxParser:
         def __init__(self, network: Network, logger: ILogger) -> None:
+            calls['loggers'].append(logger)
             self.network = network
             self.errors = [SimpleNamespace(desc=lambda d=d: d, node_name=lambda n=n: n, node_operator=lambda o=o: o)
                            for n, o, d in (parse_errors or [])]
@@ -207,6 +262,9 @@ def make_fake_trt(version: str = '10.3.0', *, fail_build: bool = False, fail_exe
         def set_flag(self, flag: Member) -> None:
             calls['builder_flags'].append(flag.name)
 
+        def clear_flag(self, flag: Member) -> None:
+            calls['cleared_flags'].append(flag.name)
+
         def create_timing_cache(self, data: bytes) -> TimingCache:
             calls['timing_cache'].append(bytes(data))
             return TimingCache(data)
@@ -220,7 +278,7 @@ def make_fake_trt(version: str = '10.3.0', *, fail_build: bool = False, fail_exe
 
     class Builder:
         def __init__(self, logger: ILogger) -> None:
-            self.logger = logger
+            register(logger)
 
         def create_network(self, flags: int) -> Network:
             calls['network_flags'].append(flags)
@@ -231,23 +289,27 @@ def make_fake_trt(version: str = '10.3.0', *, fail_build: bool = False, fail_exe
 
         def build_serialized_network(self, network: Network, config: BuilderConfig) -> bytes | None:
             calls['pinned'].append(sum(layer.precision is trt.float32 for layer in network.layers))
+            for tactic in range(3):  # a real build logs thousands of these
+                log('VERBOSE', f'fake: timing tactic {tactic}')
+            log('INFO', 'fake: engine generation completed')
             if fail_build:
-                self.logger.log(ILogger.Severity.ERROR, 'fake: out of workspace')
+                log('ERROR', 'fake: out of workspace')
                 return None
             tensors = [{'name': t.name, 'shape': t.shape, 'dtype': t.np_dtype, 'mode': mode}
                        for mode, group in (('INPUT', network.inputs), ('OUTPUT', network.outputs)) for t in group]
-            return json.dumps({'tensors': tensors}).encode()
+            return json.dumps({'tensors': tensors, 'device_memory': 4096 * len(tensors)}).encode()
 
     trt.Builder = Builder
     return trt
 
 
-def engine_plan(spec: Any, *, rename: dict[str, str] | None = None) -> bytes:
-    """A fake plan with the I/O tensors of a :class:`StageSpec` (``rename`` to make a mismatch)."""
+def engine_plan(spec: Any, *, rename: dict[str, str] | None = None, device_memory: int = 8192) -> bytes:
+    """A fake plan with the I/O tensors of a :class:`StageSpec` (``rename`` to make a mismatch) that needs
+    ``device_memory`` bytes of activation memory."""
     rename = rename or {}
     tensors = [{'name': rename.get(t.name, t.name), 'shape': list(t.shape), 'dtype': t.dtype, 'mode': mode}
                for mode, group in (('INPUT', spec.inputs), ('OUTPUT', spec.outputs)) for t in group]
-    return json.dumps({'tensors': tensors}).encode()
+    return json.dumps({'tensors': tensors, 'device_memory': device_memory}).encode()
 
 
 class FakeDeviceArray:

@@ -56,6 +56,34 @@ def test_cuda_errors_raise_backend_error_with_the_cuda_error_name(monkeypatch):
     assert cuda_memory._call('cudaStreamSynchronize', (_FakeError(0),)) is None
 
 
+_ERROR_NAMES = {0: 'cudaSuccess', 35: 'cudaErrorInsufficientDriver', 100: 'cudaErrorNoDevice', 999: 'cudaErrorUnknown'}
+
+
+def _fake_cudart(count_error: int, count: int = 0) -> SimpleNamespace:
+    return SimpleNamespace(
+        cudaGetDeviceCount=lambda: (_FakeError(count_error), count),
+        cudaGetErrorName=lambda err: (_FakeError(0), _ERROR_NAMES[err.value].encode()),
+        cudaDriverGetVersion=lambda: (_FakeError(0), 12060),
+        cudaSetDevice=lambda index: (_FakeError(0),))
+
+
+@pytest.mark.parametrize('error, count, expected', [(0, 2, 2), (100, 0, 0)])
+def test_device_count_is_zero_only_where_cuda_finds_no_device(monkeypatch, error, count, expected):
+    monkeypatch.setattr(cuda_memory, '_cudart', _fake_cudart(error, count))
+    assert cuda_memory.device_count() == expected
+
+
+def test_bindings_newer_than_the_driver_are_named_not_taken_for_no_gpu(monkeypatch):
+    monkeypatch.setattr(cuda_memory, '_cudart', _fake_cudart(35))
+    with pytest.raises(BackendError, match=r'cudaErrorInsufficientDriver: the NVIDIA driver \(CUDA 12\.6\) does not '
+                                           r"support these CUDA runtime bindings.*'cuda-bindings>=12\.6,<13'") as info:
+        cuda_memory.set_device(0)
+    assert 'CUDA_VISIBLE_DEVICES' not in str(info.value)
+    monkeypatch.setattr(cuda_memory, '_cudart', _fake_cudart(999))
+    with pytest.raises(BackendError, match=r'cudaGetDeviceCount failed: cudaErrorUnknown \(driver CUDA 12\.6'):
+        cuda_memory.device_count()
+
+
 def test_missing_cuda_bindings_say_what_to_install(monkeypatch):
     if importlib.util.find_spec('cuda') is not None:
         pytest.skip('cuda-python is installed here')

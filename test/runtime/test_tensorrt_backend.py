@@ -12,7 +12,7 @@ from fake_tensorrt import FakeDeviceArray, engine_plan, make_fake_trt, patch_cud
 from anomaly_seg_ros.errors import BackendError, EngineMismatchError, ModelError
 from anomaly_seg_ros.model_config import ModelConfig, load_model_config, save_model_config
 from anomaly_seg_ros.pipeline import AnomalyPipeline
-from anomaly_seg_ros.runtime import create_backend
+from anomaly_seg_ros.runtime import create_backend, tensorrt_backend
 from anomaly_seg_ros.runtime.tensorrt_backend import TensorRTBackend, parse_cuda_device
 from anomaly_seg_ros.runtime.tensorrt_common import (
     check_engine_metadata,
@@ -26,10 +26,11 @@ from anomaly_seg_ros.stages import STAGE_ORDER, stage_specs
 META = {'version': '10.3.0', 'gpu_name': 'Orin', 'compute_capability': '8.7', 'precision': 'fp16'}
 
 
-def _engine_dir(constant_model_dir: tuple[Path, ModelConfig], **meta: object) -> tuple[Path, ModelConfig]:
+def _engine_dir(constant_model_dir: tuple[Path, ModelConfig], memory: dict[str, int] | None = None,
+                **meta: object) -> tuple[Path, ModelConfig]:
     model_dir, config = constant_model_dir
     for stage, spec in stage_specs(config).items():
-        (model_dir / f'{stage}.engine').write_bytes(engine_plan(spec))
+        (model_dir / f'{stage}.engine').write_bytes(engine_plan(spec, device_memory=(memory or {}).get(stage, 8192)))
         config = config.with_stage(stage, files={**config.stage(stage).files, 'tensorrt': f'{stage}.engine'})
     config = replace(config, tensorrt={**META, 'platform': platform_tag(), **meta})
     save_model_config(config, model_dir)
@@ -114,8 +115,10 @@ def test_engine_with_other_tensor_names_is_refused(fake, constant_model_dir):
         TensorRTBackend(model_dir, config)
 
 
-@pytest.mark.parametrize('failure, message', [('fail_address', 'set_tensor_address'),
-                                              ('fail_execute', "execute_async_v3 of stage 'segmentation'")])
+@pytest.mark.parametrize('failure, message', [
+    ('fail_address', 'set_tensor_address'),
+    ('fail_execute', "execute_async_v3 of stage 'segmentation' failed: fake: an illegal memory access"),
+])
 def test_false_from_tensorrt_is_a_backend_error(monkeypatch, constant_model_dir, failure, message):
     trt = make_fake_trt('10.3.0', **{failure: True})
     patch_trt(monkeypatch, trt)
@@ -178,4 +181,50 @@ def test_only_requested_stages_are_loaded(fake, constant_model_dir):
     backend = TensorRTBackend(model_dir, config, stages=STAGE_ORDER[:1])
     with pytest.raises(ValueError, match="stage 'synthesis' is not loaded"):
         backend.run('synthesis', {})
+    backend.close()
+
+
+@pytest.mark.parametrize('version', ['10.0.1', '10.3.0.30', '11.1.0'])
+def test_stage_contexts_share_one_activation_buffer_of_the_largest_engines_size(monkeypatch, constant_model_dir,
+                                                                               version):
+    trt = make_fake_trt(version)
+    patch_trt(monkeypatch, trt)
+    patch_cuda(monkeypatch)
+    sizes = {'segmentation': 3000, 'synthesis': 50_000, 'perceptual': 7000, 'dissimilarity': 100}
+    model_dir, config = _engine_dir(constant_model_dir, memory=sizes, version=version)
+    backend = TensorRTBackend(model_dir, config)
+    assert trt.calls['contexts'] == ['USER_MANAGED'] * 4  # no context allocates its own
+    pointers = {ptr for ptr, _ in trt.calls['device_memory']}
+    assert len(trt.calls['device_memory']) == 4 and len(pointers) == 1
+    ptr = pointers.pop()
+    assert FakeDeviceArray.registry[ptr].data.nbytes == 50_000  # the largest, not the sum
+    given = {size for _, size in trt.calls['device_memory']}
+    assert given == ({None} if version.startswith('10.0') else {50_000})  # 10.0 takes a pointer only
+    AnomalyPipeline(config, backend).process(np.zeros((30, 50, 3), np.uint8))  # every context ran on it
+    backend.close()
+    assert ptr not in FakeDeviceArray.registry
+
+
+def test_activation_memory_refused_by_tensorrt_is_a_backend_error(monkeypatch, constant_model_dir):
+    trt = make_fake_trt('10.3.0')
+    patch_trt(monkeypatch, trt)
+    patch_cuda(monkeypatch)
+    model_dir, config = _engine_dir(constant_model_dir)
+    monkeypatch.setattr(tensorrt_backend, 'device_memory_size', lambda engine, version: 10)  # too small
+    with pytest.raises(BackendError, match=r'refused the shared activation memory for segmentation\.engine: '
+                                           r'fake: device memory of 10 bytes is less than the 8192 needed'):
+        TensorRTBackend(model_dir, config)
+
+
+def test_asked_precision_must_be_the_engines(fake, constant_model_dir):
+    model_dir, config = _engine_dir(constant_model_dir, precision='fp32')
+    with pytest.raises(EngineMismatchError, match=r'built for fp32, fp16 was asked for.*--tensorrt --fp16`'):
+        create_backend('tensorrt', model_dir, config, precision='fp16')
+    assert fake.calls['deserialize'] == []
+    model_dir, config = _engine_dir(constant_model_dir, precision='fp16')
+    with pytest.raises(EngineMismatchError, match=r'built for fp16, fp32 was asked for'):
+        TensorRTBackend(model_dir, config, precision='fp32')
+    # fp32 is every caller's default (the node names none): it runs the engines as built, and says so.
+    backend = create_backend('tensorrt', model_dir, config)
+    assert backend.precision == 'fp16'
     backend.close()
