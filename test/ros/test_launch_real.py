@@ -8,6 +8,7 @@ test/ros/launch_runner.py) and watches the node from a probe on the test's ROS d
 """
 from __future__ import annotations
 
+import json
 import os
 import signal
 import stat
@@ -53,6 +54,27 @@ def ament_prefix(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return prefix
 
 
+@pytest.fixture(scope='module')
+def rviz_prefix(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A prefix with a stand-in rviz2 executable that writes its arguments and DDS variables to
+    $FAKE_RVIZ_RECORD and waits for a signal (no RViz here; the launch side is what is tested)."""
+    prefix = tmp_path_factory.mktemp('rviz_install')
+    index = prefix / 'share' / 'ament_index' / 'resource_index' / 'packages'
+    index.mkdir(parents=True)
+    (index / 'rviz2').touch()
+    executable = prefix / 'lib' / 'rviz2' / 'rviz2'
+    executable.parent.mkdir(parents=True)
+    executable.write_text(f"""#!{sys.executable}
+import json, os, signal, sys
+keys = [k for k in os.environ if k.endswith('_DEFAULT_PROFILES_FILE') or k.startswith('RMW_FASTRTPS')]
+with open(os.environ['FAKE_RVIZ_RECORD'], 'w') as record:
+    json.dump({{'argv': sys.argv[1:], 'env': {{k: os.environ[k] for k in keys}}}}, record)
+signal.sigwait([signal.SIGINT, signal.SIGTERM])
+""")
+    executable.chmod(executable.stat().st_mode | stat.S_IXUSR)
+    return prefix
+
+
 @pytest.fixture(params=DISTRIBUTIONS)
 def launch(request: pytest.FixtureRequest, ament_prefix: Path, ros_domain_id: int,
            tmp_path: Path) -> Iterator:
@@ -66,6 +88,10 @@ def launch(request: pytest.FixtureRequest, ament_prefix: Path, ros_domain_id: in
 
     def start(*arguments: str, env: dict[str, str] | None = None) -> subprocess.Popen:
         variables = {**os.environ, **(env or {})}
+        for name in ('ROS_DISTRO', 'FASTDDS_DEFAULT_PROFILES_FILE', 'FASTRTPS_DEFAULT_PROFILES_FILE',
+                     'RMW_FASTRTPS_USE_QOS_FROM_XML'):
+            if name not in (env or {}):
+                variables.pop(name, None)  # each test states the environment the launch file reads
         variables['PYTHONPATH'] = os.pathsep.join(
             [str(libraries), str(HERE / 'launch_stubs'), str(REPO_ROOT), variables.get('PYTHONPATH', '')])
         variables['PYTHONDONTWRITEBYTECODE'] = '1'  # the vendored folder is read-only
@@ -120,6 +146,19 @@ def _node_facts(probe, process: subprocess.Popen, topic: str) -> dict[str, str]:
     return facts
 
 
+def _finished(process: subprocess.Popen) -> str:
+    assert process.wait(timeout=60) == 0, _log(process)
+    return _log(process)
+
+
+def test_arguments_are_listed_with_descriptions_and_defaults(launch):
+    output = _finished(launch('--show-args'))
+    for name in ('image', 'params_file', 'model_dir', 'backend', 'rviz', 'rviz_config', 'dds_profile'):
+        assert f"'{name}':" in output, output
+    assert "(default: '/camera/image_raw')" in output and "(default: 'false')" in output
+    assert 'keep the environment' in output
+
+
 def test_default_arguments_start_the_shipped_model_with_the_profile_and_sigint_ends_everything(
         launch, probe, ament_prefix):
     process = launch()
@@ -155,6 +194,41 @@ def test_remapped_image_model_dir_and_backend_reach_the_node_and_missing_rviz_on
     assert probe.send_until(lambda: image_msg(frame, probe.now_ns()), lambda: bool(probe.messages('anomaly')),
                             timeout=30, topic='/front/image_raw'), _log(process)
     assert stamp_ns(probe.messages('anomaly')[0]) > 0 and process.poll() is None
+
+
+@pytest.mark.parametrize('distribution, variable', [('humble', 'FASTRTPS_DEFAULT_PROFILES_FILE'),
+                                                    ('jazzy', 'FASTRTPS_DEFAULT_PROFILES_FILE'),
+                                                    ('kilted', 'FASTDDS_DEFAULT_PROFILES_FILE')])
+def test_rviz_gets_the_view_and_the_node_and_rviz_the_profile_in_the_variable_their_fast_dds_reads(
+        launch, probe, ament_prefix, rviz_prefix, tmp_path, distribution, variable):
+    record = tmp_path / 'rviz.json'
+    paths = os.pathsep.join([str(rviz_prefix), os.environ.get('AMENT_PREFIX_PATH', '')])
+    process = launch('rviz:=true', f'model_dir:={DEMO_MODELS}',
+                     env={'ROS_DISTRO': distribution, 'AMENT_PREFIX_PATH': paths, 'FAKE_RVIZ_RECORD': str(record)})
+    facts = _node_facts(probe, process, '/camera/image_raw')
+    assert probe.spin_until(record.is_file, 30), _log(process)
+    rviz = json.loads(record.read_text())
+    share = ament_prefix / 'share' / 'anomaly_seg_ros'
+    profile = str(share / 'config' / 'fastdds_large_images.xml')
+    assert rviz['argv'][:2] == ['-d', str(share / 'config' / 'anomaly_seg.rviz')]
+    # Only that variable (Kilted warns about the older name), and the one that lets rmw_fastrtps read the
+    # shipped profile's history memory policy.
+    assert rviz['env'] == {variable: profile, 'RMW_FASTRTPS_USE_QOS_FROM_XML': '1'}
+    assert facts['dds_profile'] == profile
+    process.send_signal(signal.SIGINT)
+    assert process.wait(timeout=30) == 0 and _session_processes(process.pid) == [], _log(process)
+
+
+def test_a_profile_of_the_users_is_given_without_enabling_its_qos_settings(launch, probe, rviz_prefix, tmp_path):
+    record, own_profile = tmp_path / 'rviz.json', tmp_path / 'own_profile.xml'
+    own_profile.write_text((REPO_ROOT / 'config' / 'fastdds_large_images.xml').read_text())
+    paths = os.pathsep.join([str(rviz_prefix), os.environ.get('AMENT_PREFIX_PATH', '')])
+    process = launch('rviz:=true', f'model_dir:={DEMO_MODELS}', f'dds_profile:={own_profile}',
+                     env={'AMENT_PREFIX_PATH': paths, 'FAKE_RVIZ_RECORD': str(record)})
+    assert _node_facts(probe, process, '/camera/image_raw')['dds_profile'] == str(own_profile)
+    assert probe.spin_until(record.is_file, 30), _log(process)
+    # Its history memory and publish mode are the user's to enable (another profile may not set them).
+    assert json.loads(record.read_text())['env'] == {'FASTDDS_DEFAULT_PROFILES_FILE': str(own_profile)}
 
 
 def test_params_file_is_read_and_dds_profile_keep_leaves_the_users_profile(launch, probe, tmp_path):
