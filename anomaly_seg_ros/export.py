@@ -48,6 +48,7 @@ __all__ = [
     'compare_stages',
     'export_model',
     'export_stage',
+    'store_exact_float16_weights',
     'load_frames',
     'reference_outputs',
     'synthetic_frames',
@@ -206,8 +207,38 @@ def export_stage(module: torch.nn.Module, spec: StageSpec, path: str | Path, num
                        ('outputs', ', '.join(spec.output_names)), ('num_classes', str(int(num_classes)))):
         model.metadata_props.add(key=key, value=value)
     _check_onnx(model, spec, path)
-    onnx.save(model, str(path))
+    compact = onnx.ModelProto()
+    compact.CopyFrom(model)
+    store_exact_float16_weights(compact)
+    _check_onnx(compact, spec, path)
+    onnx.save(compact, str(path))
     return model
+
+
+def store_exact_float16_weights(model: onnx.ModelProto, min_elements: int = 256) -> int:
+    """Store float32 initializers whose values are all exact in float16 as float16, each followed by a Cast
+    back to float32; returns how many. Lossless: the values are the same, ONNX Runtime and TensorRT fold the
+    Cast when they load the graph, and the file shrinks (weights trained or stored in float16 are half the
+    size). Applied to the saved FP32 graphs only (the FP16 conversion starts from the plain graph)."""
+    from onnx import TensorProto, helper, numpy_helper
+
+    casts = []
+    for initializer in model.graph.initializer:
+        if initializer.data_type != TensorProto.FLOAT:
+            continue
+        values = numpy_helper.to_array(initializer)
+        half = values.astype(np.float16)
+        if values.size < min_elements or not np.array_equal(half.astype(np.float32), values):
+            continue
+        name = initializer.name
+        initializer.CopyFrom(numpy_helper.from_array(half, f'{name}__float16'))
+        casts.append(helper.make_node('Cast', [f'{name}__float16'], [name], to=TensorProto.FLOAT,
+                                      name=f'{name}__to_float32'))
+    if casts:  # before every consumer: the graph stays topologically sorted
+        nodes = list(model.graph.node)
+        del model.graph.node[:]
+        model.graph.node.extend([*casts, *nodes])
+    return len(casts)
 
 
 def _check_onnx(model: onnx.ModelProto, spec: StageSpec, path: Path) -> None:

@@ -160,3 +160,32 @@ def test_cli_tensorrt_on_an_exported_directory_only_builds_engines(dirs, tmp_pat
 
 def _must_not_export(*args, **kwargs):
     raise AssertionError('the build-only path must not re-export')
+
+
+def test_weights_exact_in_float16_are_stored_as_float16_with_identical_outputs(tmp_path):
+    import onnxruntime as ort
+    from onnx import TensorProto, helper, numpy_helper
+
+    from anomaly_seg_ros.export import store_exact_float16_weights
+
+    rng = np.random.default_rng(0)
+    exact = rng.standard_normal((64, 64)).astype(np.float16).astype(np.float32)  # trained/stored in float16
+    inexact = rng.standard_normal((64, 64)).astype(np.float32)
+    graph = helper.make_graph(
+        [helper.make_node('MatMul', ['x', 'exact'], ['y']), helper.make_node('MatMul', ['y', 'inexact'], ['z'])],
+        'g', [helper.make_tensor_value_info('x', TensorProto.FLOAT, [2, 64])],
+        [helper.make_tensor_value_info('z', TensorProto.FLOAT, [2, 64])],
+        [numpy_helper.from_array(exact, 'exact'), numpy_helper.from_array(inexact, 'inexact')])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid('', OPSET)])
+    plain, compact = tmp_path / 'plain.onnx', tmp_path / 'compact.onnx'
+    onnx.save(model, str(plain))
+    assert store_exact_float16_weights(model) == 1
+    onnx.checker.check_model(model, full_check=True)
+    onnx.save(model, str(compact))
+    dtypes = {t.name: numpy_helper.to_array(t).dtype.name for t in model.graph.initializer}
+    assert dtypes == {'exact__float16': 'float16', 'inexact': 'float32'}
+    assert compact.stat().st_size < plain.stat().st_size - 64 * 64
+    x = {'x': rng.standard_normal((2, 64)).astype(np.float32)}
+    outputs = [ort.InferenceSession(str(path), providers=['CPUExecutionProvider']).run(None, x)[0]
+               for path in (plain, compact)]
+    np.testing.assert_array_equal(*outputs)  # the same values, bit for bit
