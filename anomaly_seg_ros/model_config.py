@@ -50,7 +50,8 @@ FORMAT_VERSION = 1
 METADATA_FILE = 'model.yaml'
 STAGE_NAMES: tuple[str, ...] = ('segmentation', 'synthesis', 'perceptual', 'dissimilarity')
 # format key in stages.<stage>.files -> file suffix; onnx_fp16 is the FP16 graph (issue 5) for ONNX Runtime.
-FILE_FORMATS: dict[str, str] = {'torch': '.pt', 'onnx': '.onnx', 'onnx_fp16': '.fp16.onnx', 'tensorrt': '.engine'}
+FILE_FORMATS: dict[str, str] = {'torch': '.pt', 'onnx': '.onnx', 'onnx_fp16': '.fp16.onnx', 'onnx_int8': '.int8.onnx',
+                                'onnx_int8_tensorrt': '.int8-tensorrt.onnx', 'tensorrt': '.engine'}
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 

@@ -15,6 +15,7 @@ RUNTIME_MODULES = [
     'anomaly_seg_ros.pipeline',
     'anomaly_seg_ros.imaging',
     'anomaly_seg_ros.visualization',
+    'anomaly_seg_ros.host_memory',
     'anomaly_seg_ros.runtime',
     'anomaly_seg_ros.runtime.onnxruntime_backend',
     'anomaly_seg_ros.runtime.tensorrt_backend',

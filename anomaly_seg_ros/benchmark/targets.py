@@ -6,6 +6,8 @@
   of the pipeline's stage time with every output subscribed, and nothing published on topics
   nobody subscribes to.
 - On a GPU, the paper-scale Light pipeline at most :data:`GPU_FRAME_MS` a frame end to end.
+- Issue 17, where an INT8 run is in the benchmark (``--precision fp32,int8``): ONNX Runtime INT8 at least
+  :data:`INT8_SPEEDUP` times ONNX Runtime FP32 and :data:`INT8_VS_EAGER` times PyTorch eager, end to end.
 """
 from __future__ import annotations
 
@@ -13,9 +15,12 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from typing import Any
 
-__all__ = ['CPU_SPEEDUP', 'GPU_FRAME_MS', 'NODE_OVERHEAD', 'Target', 'node_targets', 'pipeline_targets']
+__all__ = ['CPU_SPEEDUP', 'GPU_FRAME_MS', 'INT8_SPEEDUP', 'INT8_VS_EAGER', 'NODE_OVERHEAD', 'Target', 'node_targets',
+           'pipeline_targets']
 
 CPU_SPEEDUP = 1.5
+INT8_SPEEDUP = 1.5
+INT8_VS_EAGER = 3.0
 NODE_OVERHEAD = 0.10
 GPU_FRAME_MS = 20.0
 
@@ -56,6 +61,7 @@ def pipeline_targets(result: Mapping[str, Any], paper_scale: bool) -> list[Targe
                               f'{r["total"]}x (paired per-frame median {r["paired_total"]}x)'))
     else:
         targets.append(Target(name, 'NOT MEASURED', 'needs --backend onnxruntime and torch on --device cpu'))
+    targets.extend(_int8_targets(result))
     gpu_runs = [run for run in result['runs'] if str(run['device']).startswith('cuda')]
     name = f'GPU paper-scale Light pipeline <= {GPU_FRAME_MS:g} ms a frame'
     if not gpu_runs:
@@ -68,6 +74,32 @@ def pipeline_targets(result: Mapping[str, Any], paper_scale: bool) -> list[Targe
         beside = f'; PyTorch FP32 eager {eager[0]["timings_ms"]["total"]["median"]:.1f} ms' if eager else ''
         ms = best['timings_ms']['total']['median']
         targets.append(Target(name, _status(ms <= GPU_FRAME_MS), f'{ms:.1f} ms ({best["label"]}){beside}'))
+    return targets
+
+
+def _int8_targets(result: Mapping[str, Any]) -> list[Target]:
+    def cpu_run(backend: str, precision: str) -> Mapping[str, Any] | None:
+        return next((run for run in result['runs'] if run['backend'] == backend and run['precision'] == precision
+                     and str(run['device']).startswith('cpu')), None)
+
+    int8, fp32 = cpu_run('onnxruntime', 'int8'), cpu_run('onnxruntime', 'fp32')
+    if int8 is None:
+        return []
+    targets = []
+    name = f'ONNX Runtime CPU INT8 >= {INT8_SPEEDUP:g}x ONNX Runtime FP32, end to end'
+    if fp32 is None:
+        targets.append(Target(name, 'NOT MEASURED', 'needs --precision fp32,int8'))
+    else:
+        ratio = fp32['timings_ms']['total']['median'] / int8['timings_ms']['total']['median']
+        stages = fp32['timings_ms']['backend']['median'] / int8['timings_ms']['backend']['median']
+        targets.append(Target(name, _status(ratio >= INT8_SPEEDUP), f'{ratio:.2f}x (four stages {stages:.2f}x)'))
+    eager = [r for r in result['ratios'] if r['candidate'].startswith('onnxruntime/cpu/int8')
+             and r['baseline'].startswith('torch/cpu')]
+    name = f'ONNX Runtime CPU INT8 >= {INT8_VS_EAGER:g}x PyTorch eager CPU, end to end'
+    if eager:
+        targets.append(Target(name, _status((eager[0]['total'] or 0) >= INT8_VS_EAGER), f'{eager[0]["total"]}x'))
+    else:
+        targets.append(Target(name, 'NOT MEASURED', 'needs --backend onnxruntime and torch'))
     return targets
 
 

@@ -1,7 +1,7 @@
 """``anomaly_seg bench``: per-stage latency per backend (or the node end to end), as a table and JSON.
 
     anomaly_seg bench [--models DIR | --paper-scale] [--backend onnxruntime|torch|tensorrt ...]
-                      [--device cpu|cuda[:N]] [--precision fp32|fp16] [--input-size WxH] [--frames N]
+                      [--device cpu|cuda[:N]] [--precision fp32|fp16|int8[,...]] [--input-size WxH] [--frames N]
                       [--warmup N] [--threads N] [--outputs a,b] [--output-size input|network|WxH] [--json PATH]
     anomaly_seg bench --node [--rate HZ] [--input-size WxH] [--duration S] [--models DIR] [--backend B]
     anomaly_seg bench --soak [...]      (the node overloaded for minutes; --soak --help)
@@ -32,6 +32,14 @@ def _size(text: str) -> tuple[int, int]:
     if match is None or int(match.group(1)) < 1 or int(match.group(2)) < 1:
         raise argparse.ArgumentTypeError(f'expected WIDTHxHEIGHT, e.g. 2048x1024, got {text!r}')
     return int(match.group(1)), int(match.group(2))
+
+
+def _precisions(text: str) -> tuple[str, ...]:
+    precisions = tuple(dict.fromkeys(p.strip() for p in text.split(',') if p.strip()))
+    bad = [p for p in precisions if p not in ('fp32', 'fp16', 'int8')]
+    if bad or not precisions:
+        raise argparse.ArgumentTypeError(f'precisions are fp32, fp16 and int8, got {text!r}')
+    return precisions
 
 
 def _output_size(text: str) -> tuple[int, int] | str | None:
@@ -77,8 +85,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                              'onnxruntime and torch; with --node: the parameters file\'s)')
     parser.add_argument('--device', metavar='DEV', help="cpu, cuda or cuda:N (default: cpu for the pipeline "
                         "benchmark; the node's parameter with --node)")
-    parser.add_argument('--precision', choices=('fp32', 'fp16'), default='fp32',
-                        help='fp16: ONNX Runtime runs the FP16 graphs, TensorRT FP16 engines (torch stays fp32)')
+    parser.add_argument('--precision', type=_precisions, default=('fp32',), metavar='P[,P]',
+                        help='fp32, fp16 (the FP16 graphs / engines) or int8 (the Q/DQ graphs of export --int8 / INT8 '
+                             'engines); comma-separate to time several in one interleaved run, e.g. fp32,int8 '
+                             '(torch stays fp32)')
     parser.add_argument('--input-size', type=_size, default=(2048, 1024), metavar='WxH',
                         help='camera frame size (default 2048x1024)')
     parser.add_argument('--frames', type=int, metavar='N', help='measured frames per backend (default 20; 3 with '
@@ -179,8 +189,9 @@ def run(args: argparse.Namespace) -> int:
         device = args.device or 'cpu'
         models = args.models or [None]
         tags = _tags(models)
-        specs = [RunSpec(name, device, 'fp32' if name == 'torch' else args.precision, model, tag)
-                 for model, tag in zip(models, tags) for name in backends or ['onnxruntime', 'torch']]
+        specs = [RunSpec(name, device, precision, model, tag)
+                 for model, tag in zip(models, tags) for name in backends or ['onnxruntime', 'torch']
+                 for precision in (('fp32',) if name == 'torch' else args.precision)]
         outputs = [o.strip() for o in args.outputs.split(',') if o.strip()] if args.outputs else None
         options = PipelineSuiteOptions(
             specs=specs, models=models[0], paper_scale=args.paper_scale, input_size=args.input_size,

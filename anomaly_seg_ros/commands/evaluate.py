@@ -27,6 +27,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help='model directory (default: the node\'s default model)')
     parser.add_argument('--backend', choices=BACKENDS, default='onnxruntime', help='inference backend')
     parser.add_argument('--device', default=None, help="'cpu', 'cuda' or 'cuda:N' (default: the backend's choice)")
+    parser.add_argument('--precision', choices=('fp32', 'fp16', 'int8'), default='fp32',
+                        help='fp16 / int8: the graphs (engines) of `anomaly_seg export --fp16` / `--int8`')
     parser.add_argument('--limit', type=int, default=None, metavar='N', help='evaluate only the first N frames')
     parser.add_argument('--out', type=Path, default=None,
                         help='output folder for metrics.json and figures (default: eval/<dataset>)')
@@ -51,7 +53,8 @@ def run(args: argparse.Namespace) -> int:
     out = args.out or Path('eval') / args.dataset
     if args.dataset in _SEMANTIC_ONLY:
         return _run_semantic(args, model_dir, split or 'test')
-    with AnomalyPipeline.from_model_dir(model_dir, backend=args.backend, device=args.device) as pipeline:
+    with AnomalyPipeline.from_model_dir(model_dir, backend=args.backend, device=args.device,
+                                        precision=args.precision) as pipeline:
         dataset = open_dataset(args.dataset, args.root, split, label_set=pipeline.label_set)
         report = evaluate_dataset(pipeline, dataset, limit=args.limit, out_dir=out, num_examples=args.examples,
                                   progress=not args.no_progress, name=args.dataset)
@@ -70,7 +73,8 @@ def _run_semantic(args: argparse.Namespace, model_dir: Path, split: str) -> int:
     from ..pipeline import AnomalyPipeline
 
     out = args.out or Path('eval') / f'{args.dataset}_{split}'
-    with AnomalyPipeline.from_model_dir(model_dir, backend=args.backend, device=args.device) as pipeline:
+    with AnomalyPipeline.from_model_dir(model_dir, backend=args.backend, device=args.device,
+                                        precision=args.precision) as pipeline:
         dataset = open_dataset_for_model(args.dataset, args.root, split, pipeline.label_set)
         classes = dataset.label_set.class_names if dataset.label_set is not None else pipeline.label_set.class_names
         try:

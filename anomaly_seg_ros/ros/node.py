@@ -93,7 +93,8 @@ class AnomalySegNode(Node):
         self._settings = settings = parameters.validate(self._raw)
         model_dir = Path(settings.model_dir) if settings.model_dir else default_model_dir()
         factory = pipeline_factory or AnomalyPipeline.from_model_dir
-        self._pipeline = factory(model_dir, backend=settings.backend, device=settings.device or None)
+        self._pipeline = factory(model_dir, backend=settings.backend, device=settings.device or None,
+                                 precision=settings.precision)
         try:
             self._model_dir = model_dir
             self._label_set = self._pipeline.config.label_set
@@ -160,6 +161,7 @@ class AnomalySegNode(Node):
         facts = {
             'backend': str(getattr(backend, 'name', self._settings.backend)),
             'device': str(getattr(backend, 'device', self._settings.device or 'default')),
+            'precision': str(getattr(backend, 'precision', self._settings.precision)),
             'model_dir': str(self._model_dir),
             'label_set': f'{self._label_set.name} ({self._label_set.num_classes} classes)',
         }
@@ -182,7 +184,8 @@ class AnomalySegNode(Node):
     def _startup_summary(self) -> str:
         facts = self._static_facts()
         sizes = ', '.join(f'{stage} {facts[f"input_size.{stage}"]}' for stage in STAGE_ORDER)
-        return (f'model {facts["model_dir"]} [{facts["label_set"]}] on {facts["backend"]} ({facts["device"]}); '
+        return (f'model {facts["model_dir"]} [{facts["label_set"]}] on {facts["backend"]} ({facts["device"]}, '
+                f'{facts["precision"]}); '
                 f'stage input sizes (WxH): {sizes}; input {facts["input_topic"]}, '
                 f'{self._settings.input_reliability} depth {self._settings.input_depth}; output size '
                 f'{facts["output_size"]}, publishing {facts["publishing"]}; outputs under '

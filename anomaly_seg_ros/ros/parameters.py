@@ -79,6 +79,9 @@ PARAMETERS: tuple[ParameterSpec, ...] = (
     ParameterSpec('backend', 'onnxruntime', f'Inference backend: {", ".join(BACKEND_NAMES)}.', read_only=True),
     ParameterSpec('device', '', "Device: '' (CUDA where the backend can use it, else CPU), 'cpu', 'cuda' "
                   "or 'cuda:N'.", read_only=True),
+    ParameterSpec('precision', 'fp32', "'fp32', 'fp16' (graphs/engines of `anomaly_seg export --fp16`) or 'int8' "
+                  '(the calibrated Q/DQ graphs of `export --int8`, or engines built from them); tensorrt: the '
+                  "engines' own precision must match unless 'fp32'.", read_only=True),
     ParameterSpec('input_transport', 'raw', "'raw': subscribe to `image` (sensor_msgs/Image); 'compressed': "
                   'to `image/compressed` (sensor_msgs/CompressedImage, jpeg/png).', read_only=True),
     ParameterSpec('input_significant_bits', 16, 'Bits a 16-bit camera frame (mono16, 16UC1, bayer_*16) uses, '
@@ -152,6 +155,7 @@ class NodeSettings:
     model_dir: str
     backend: str
     device: str
+    precision: str
     input_transport: str
     input_significant_bits: int
     input_reliability: str
@@ -166,6 +170,9 @@ class NodeSettings:
     style: HeatmapStyle
     diagnostics_period: float
     diagnostic_thresholds: DiagnosticThresholds
+
+
+_PRECISIONS = ('fp32', 'fp16', 'int8')
 
 
 def _string(values: Mapping[str, Any], name: str, choices: Sequence[str] | None = None) -> str:
@@ -270,6 +277,7 @@ def validate(values: Mapping[str, Any]) -> NodeSettings:
         model_dir=_string(values, 'model_dir'),
         backend=_string(values, 'backend', BACKEND_NAMES),
         device=device,
+        precision=_string(values, 'precision', _PRECISIONS),
         input_transport=_string(values, 'input_transport', _TRANSPORTS),
         input_significant_bits=int(_number(values, 'input_significant_bits', integer=True)),
         input_reliability=_string(values, 'qos.input_reliability', _RELIABILITIES),

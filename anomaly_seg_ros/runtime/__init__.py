@@ -18,26 +18,27 @@ def create_backend(name: str, model_dir: str | Path, config: ModelConfig, device
     """Open the stage files of ``model_dir`` with backend ``name``.
 
     ``device``: ``cpu`` or ``cuda`` (``cuda:N``); ``None`` picks CUDA where the backend can use it.
-    ``precision``: ``fp32`` or ``fp16``; ONNX Runtime then loads the FP16 graphs made by
-    ``anomaly_seg export --fp16``. A TensorRT engine's precision is fixed when it is built: ``fp16``
-    requires FP16 engines (:class:`~..errors.EngineMismatchError` otherwise), while ``fp32``, every
+    ``precision``: ``fp32``, ``fp16`` or ``int8``; ONNX Runtime then loads the FP16 graphs of
+    ``anomaly_seg export --fp16`` or the Q/DQ graphs of ``--int8``. A TensorRT engine's precision is fixed
+    when it is built: ``fp16``/``int8`` require such engines (:class:`~..errors.EngineMismatchError`
+    otherwise), while ``fp32``, every
     caller's default, runs whatever the engines were built for (``backend.precision`` says which).
     The torch backend runs FP32 only.
     Raises :class:`~..errors.ModelError` for missing or mismatched files and
     :class:`~..errors.BackendError` when the backend's library or device is unavailable.
     """
     model_dir = Path(model_dir)
-    if precision not in ('fp32', 'fp16'):
-        raise BackendError(f"precision must be 'fp32' or 'fp16', got {precision!r}")
+    if precision not in ('fp32', 'fp16', 'int8'):
+        raise BackendError(f"precision must be 'fp32', 'fp16' or 'int8', got {precision!r}")
     if name == 'onnxruntime':
         from .onnxruntime_backend import OnnxRuntimeBackend
         return OnnxRuntimeBackend(model_dir, config, device=device, precision=precision)
     if precision != 'fp32' and name == 'torch':
-        raise BackendError('the torch backend runs FP32 only; use onnxruntime or tensorrt for fp16')
+        raise BackendError(f'the torch backend runs FP32 only; use onnxruntime or tensorrt for {precision}')
     if name == 'tensorrt':
         from .tensorrt_backend import TensorRTBackend
-        # 'fp32' is also what callers pass when they name none (the node does not): hold only fp16 against the engines.
-        return TensorRTBackend(model_dir, config, device=device, precision='fp16' if precision == 'fp16' else None)
+        # 'fp32' is also what callers pass when they name none: hold only fp16/int8 against the engines.
+        return TensorRTBackend(model_dir, config, device=device, precision=None if precision == 'fp32' else precision)
     if name == 'torch':
         from .torch_backend import TorchBackend
         return TorchBackend(model_dir, config, device=device)

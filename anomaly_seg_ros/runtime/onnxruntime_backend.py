@@ -22,7 +22,7 @@ from ..errors import BackendError, ModelError
 from ..model_config import ModelConfig
 from ..stages import STAGE_ORDER, StageSpec, stage_specs
 from .base import parse_device
-from .stage_files import EXPORT_COMMAND, ONNX_FP16, check_graph_io, check_graph_metadata, stage_file
+from .stage_files import EXPORT_COMMAND, ONNX_INT8, check_graph_io, check_graph_metadata, onnx_format, stage_file
 
 __all__ = ['OnnxRuntimeBackend']
 
@@ -65,8 +65,9 @@ class OnnxRuntimeBackend:
         model_dir: directory with ``model.yaml`` and ``<stage>.onnx`` files.
         config: its metadata (:func:`..model_config.load_model_config`).
         device: ``None`` (CUDA where available, else CPU), ``'cpu'``, ``'cuda'`` or ``'cuda:N'``.
-        precision: ``'fp32'`` (the ``onnx`` files) or ``'fp16'`` (the ``onnx_fp16`` files made by
-            ``anomaly_seg export --fp16``: FP16 inside, same float32/int32 inputs and outputs).
+        precision: ``'fp32'`` (the ``onnx`` files), ``'fp16'`` (the ``onnx_fp16`` files made by
+            ``anomaly_seg export --fp16``: FP16 inside, same float32/int32 inputs and outputs) or ``'int8'``
+            (the Q/DQ ``onnx_int8`` files of ``anomaly_seg export --int8``; stages it kept in float run FP32).
         threads: intra-op threads on CPU; ``None`` lets ONNX Runtime use every physical core.
         spin: let idle worker threads spin-wait (lower latency on an otherwise idle CPU only).
         stages: stages to open (default all four).
@@ -80,8 +81,12 @@ class OnnxRuntimeBackend:
     def __init__(self, model_dir: str | Path, config: ModelConfig, device: str | None = None, *,
                  precision: str = 'fp32', threads: int | None = None, spin: bool = False,
                  stages: Collection[str] = STAGE_ORDER) -> None:
-        if precision not in ('fp32', 'fp16'):
-            raise ValueError(f"precision must be 'fp32' or 'fp16', got {precision!r}")
+        if precision not in ('fp32', 'fp16', 'int8'):
+            raise ValueError(f"precision must be 'fp32', 'fp16' or 'int8', got {precision!r}")
+        if precision == 'int8' and not any(ONNX_INT8 in config.stage(s).files for s in STAGE_ORDER):
+            raise ModelError(f'{model_dir} has no INT8 graphs (model.yaml lists no onnx_int8 file); make them with '
+                             f'`anomaly_seg export --models {model_dir} --out {model_dir} --int8 --calibration '
+                             'DATASET:ROOT:train --validation DATASET:ROOT:val`')
         ort = _import_ort()
         self._ort = ort
         self.model_dir = Path(model_dir)
@@ -93,11 +98,10 @@ class OnnxRuntimeBackend:
         self._specs: dict[str, StageSpec] = stage_specs(config)
         self._sessions: dict[str, Any] = {}
         self._paths: dict[str, Path] = {}
-        fmt = 'onnx' if precision == 'fp32' else ONNX_FP16
         for stage in stages:
             if stage not in self._specs:
                 raise ValueError(f'unknown stage {stage!r}; stages: {", ".join(STAGE_ORDER)}')
-            path = stage_file(self.model_dir, config, stage, fmt)
+            path = stage_file(self.model_dir, config, stage, onnx_format(config, stage, precision))
             self._sessions[stage] = self._open(path, self._specs[stage], threads, device is not None)
             self._paths[stage] = path
         # With CUDA, keep values on the device and bind them; on CPU numpy arrays are the values.
@@ -128,7 +132,7 @@ class OnnxRuntimeBackend:
         return options
 
     def _open(self, path: Path, spec: StageSpec, threads: int | None, device_explicit: bool) -> Any:
-        flag = ' --fp16' if self.precision == 'fp16' else ''
+        flag = {'fp16': ' --fp16', 'int8': ' --int8 ...'}.get(self.precision, '')
         fix = f're-export it with `{EXPORT_COMMAND.format(model_dir=self.model_dir)}{flag}`'
         if not path.is_file():
             raise ModelError(f'{path} is missing: the onnxruntime backend needs it for stage {spec.name!r} '

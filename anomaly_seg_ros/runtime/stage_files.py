@@ -4,8 +4,11 @@ Shared by the ONNX Runtime and TensorRT backends and by the exporter (numpy and 
 
 File formats in ``model.yaml``'s ``files`` mapping of a stage: ``torch`` (``<stage>.pt``), ``onnx``
 (``<stage>.onnx``, FP32), ``onnx_fp16`` (``<stage>.fp16.onnx``, FP16 inside, FP32/INT32 at its
-inputs and outputs) and ``tensorrt`` (``<stage>.engine``). A format missing from the mapping falls
-back to the default file name.
+inputs and outputs), ``onnx_int8`` (``<stage>.int8.onnx``, Q/DQ INT8 inside with uint8 activations,
+what ONNX Runtime's CPU kernels run fastest; same inputs and outputs), ``onnx_int8_tensorrt``
+(``<stage>.int8-tensorrt.onnx``, the same with symmetric int8 activations, which TensorRT requires) -
+both only for the stages ``anomaly_seg export --int8`` quantized, the others run their FP32 graph - and
+``tensorrt`` (``<stage>.engine``). A format missing from the mapping falls back to the default file name.
 """
 from __future__ import annotations
 
@@ -19,14 +22,19 @@ from ..stages import STAGE_ORDER, StageSpec
 __all__ = [
     'EXPORT_COMMAND',
     'ONNX_FP16',
+    'ONNX_INT8',
+    'ONNX_INT8_TENSORRT',
     'TensorInfo',
     'check_graph_io',
     'check_graph_metadata',
     'onnx_files_present',
+    'onnx_format',
     'stage_file',
 ]
 
 ONNX_FP16 = 'onnx_fp16'
+ONNX_INT8 = 'onnx_int8'
+ONNX_INT8_TENSORRT = 'onnx_int8_tensorrt'
 EXPORT_COMMAND = 'anomaly_seg export --models <trained model dir> --out {model_dir}'
 
 # (name, shape, dtype): dims that are None, strings (symbolic) or negative are dynamic.
@@ -39,6 +47,20 @@ def stage_file(model_dir: str | Path, config: ModelConfig, stage: str, fmt: str)
         raise ValueError(f'unknown file format {fmt!r}; formats: {", ".join(FILE_FORMATS)}')
     name = config.stage(stage).files.get(fmt) or f'{stage}{FILE_FORMATS[fmt]}'
     return Path(model_dir) / name
+
+
+def onnx_format(config: ModelConfig, stage: str, precision: str, tensorrt: bool = False) -> str:
+    """The ONNX file format ``stage`` runs in at ``precision``: fp32 ``onnx``, fp16 ``onnx_fp16``; int8
+    ``onnx_int8`` (``onnx_int8_tensorrt`` for a TensorRT build) where the stage was quantized, else its FP32
+    graph (a stage kept in float)."""
+    if precision == 'fp32':
+        return 'onnx'
+    if precision == 'fp16':
+        return ONNX_FP16
+    if precision == 'int8':
+        fmt = ONNX_INT8_TENSORRT if tensorrt else ONNX_INT8
+        return fmt if fmt in config.stage(stage).files else 'onnx'
+    raise ValueError(f"precision must be 'fp32', 'fp16' or 'int8', got {precision!r}")
 
 
 def _dims_match(actual: Sequence[object], expected: tuple[int, ...]) -> bool:

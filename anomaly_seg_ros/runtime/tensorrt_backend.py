@@ -114,7 +114,7 @@ class TensorRTBackend:
         model_dir: an exported model directory whose engines were built on this machine.
         config: its metadata; ``config.tensorrt`` describes the engines.
         device: ``None``/``'cuda'`` (GPU 0) or ``'cuda:N'``.
-        precision: ``None`` (whatever the engines were built for) or ``'fp32'``/``'fp16'``, which
+        precision: ``None`` (whatever the engines were built for) or ``'fp32'``/``'fp16'``/``'int8'``, which
             the engines must have been built for (a plan's precision is fixed when it is built).
         stages: stages to load (default all four).
     Raises:
@@ -127,8 +127,8 @@ class TensorRTBackend:
 
     def __init__(self, model_dir: str | Path, config: ModelConfig, device: str | None = None, *,
                  precision: str | None = None, stages: Collection[str] = STAGE_ORDER) -> None:
-        if precision not in (None, 'fp32', 'fp16'):
-            raise ValueError(f"precision must be None, 'fp32' or 'fp16', got {precision!r}")
+        if precision not in (None, 'fp32', 'fp16', 'int8'):
+            raise ValueError(f"precision must be None, 'fp32', 'fp16' or 'int8', got {precision!r}")
         self.model_dir = Path(model_dir)
         self.config = config
         self._index = parse_cuda_device(device)

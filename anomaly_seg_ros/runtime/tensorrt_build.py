@@ -18,6 +18,11 @@ version     network flags               FP16
 11.x        0 (always strongly typed)   the FP16 ONNX graph; precision builder flags no longer exist
 ==========  ==========================  ==============================================================
 
+INT8 is explicit quantization (TensorRT 11 removed calibrators): the Q/DQ graphs of
+``anomaly_seg export --int8`` with symmetric activations (``<stage>.int8-tensorrt.onnx``; a stage it kept
+in float is built from its FP32 graph). 10.0-10.11 parse them weakly typed with ``BuilderFlag.INT8``
+(which explicit quantization needs there); 10.12+ strongly typed; 11.x as they are, no flags.
+
 FP32 engines are built with ``BuilderFlag.TF32`` cleared (10.x and 11.x alike; the flag is on by
 default): with it, Ampere and newer GPUs (Orin included) round convolution inputs to 10-bit
 mantissas, about 1e-3 off the FP32 reference, which is not what "fp32" promises. FP16 engines keep
@@ -45,7 +50,7 @@ from ..errors import BackendError, ModelError
 from ..model_config import ModelConfig, load_model_config, save_model_config
 from ..stages import STAGE_ORDER, stage_specs
 from . import cuda_memory
-from .stage_files import ONNX_FP16, stage_file
+from .stage_files import ONNX_FP16, ONNX_INT8_TENSORRT, onnx_format, stage_file
 from .tensorrt_common import LogCapture, import_tensorrt, parse_version, platform_tag, tensorrt_logger
 
 __all__ = ['BuildSettings', 'DEFAULT_TIMING_CACHE', 'build_engines', 'build_settings', 'parser_errors']
@@ -60,7 +65,8 @@ _FP32_LAYER_TYPES = ('NORMALIZATION', 'REDUCE', 'SOFTMAX', 'TOPK')
 class BuildSettings:
     """How to build for one TensorRT version and precision.
 
-    ``onnx_format``: which exported graph to parse ('onnx' FP32 or 'onnx_fp16').
+    ``onnx_format``: which exported graph to parse ('onnx' FP32, 'onnx_fp16', or 'onnx_int8_tensorrt', where
+    a stage without one is built from its FP32 graph).
     ``network_flags``: the ``create_network`` bit mask. ``builder_flags``: ``BuilderFlag`` member
     names to set; ``cleared_flags``: member names to clear (TF32 for FP32 engines).
     ``fp32_layer_types``: ``LayerType`` names pinned to FP32 (weak typing only; float layers only).
@@ -78,12 +84,19 @@ class BuildSettings:
 
 def build_settings(trt: Any, precision: str) -> BuildSettings:
     """The build settings for the ``trt`` module at hand (any object with ``__version__`` and the enums)."""
-    if precision not in ('fp32', 'fp16'):
-        raise ValueError(f"precision must be 'fp32' or 'fp16', got {precision!r}")
+    if precision not in ('fp32', 'fp16', 'int8'):
+        raise ValueError(f"precision must be 'fp32', 'fp16' or 'int8', got {precision!r}")
     version = parse_version(trt.__version__)
     if version[0] < 10:
         raise BackendError(f'TensorRT {trt.__version__} is too old: the engines need TensorRT 10 or 11 '
                            '(JetPack 6 ships 10.x)')
+    if precision == 'int8':  # explicit quantization: the Q/DQ nodes say what runs in INT8
+        if version[0] >= 11:
+            return BuildSettings(version, precision, True, 0, ONNX_INT8_TENSORRT)
+        if version >= (10, 12):
+            flags = 1 << int(trt.NetworkDefinitionCreationFlag.STRONGLY_TYPED)
+            return BuildSettings(version, precision, True, flags, ONNX_INT8_TENSORRT)
+        return BuildSettings(version, precision, False, 0, ONNX_INT8_TENSORRT, ('INT8',))
     fp16 = precision == 'fp16'
     # TF32 (on by default, still a builder flag in 11.x) would make "fp32" engines ~1e-3 off FP32 on Ampere+.
     cleared = () if fp16 else ('TF32',)
@@ -221,7 +234,7 @@ def build_engines(model_dir: str | Path, *, precision: str = 'fp32', workspace_g
     Args:
         model_dir: an exported directory (``model.yaml`` + ``<stage>.onnx``; ``<stage>.fp16.onnx``
             too for FP16 on TensorRT 10.12+/11).
-        precision: 'fp32' or 'fp16'.
+        precision: 'fp32', 'fp16' or 'int8' (the Q/DQ graphs of ``anomaly_seg export --int8``).
         workspace_gb: builder workspace limit in GiB.
         timing_cache: timing cache file, loaded when present and saved after every engine
             (default ``<model_dir>/tensorrt_timing.cache``).
@@ -242,7 +255,15 @@ def build_engines(model_dir: str | Path, *, precision: str = 'fp32', workspace_g
     gpu = cuda_memory.device_info(index)
     settings = build_settings(trt, precision)
     specs = stage_specs(config)
-    onnx_paths = {stage: stage_file(model_dir, config, stage, settings.onnx_format) for stage in stages}
+    if precision == 'int8':
+        if not any(ONNX_INT8_TENSORRT in config.stage(stage).files for stage in stages):
+            raise ModelError(f'cannot build INT8 engines: {model_dir} has no INT8 graphs for TensorRT (model.yaml '
+                             f'lists no onnx_int8_tensorrt file); make them first with `anomaly_seg export '
+                             f'--models {model_dir} --out {model_dir} --int8 --calibration DATASET:ROOT:train`')
+        onnx_paths = {stage: stage_file(model_dir, config, stage, onnx_format(config, stage, 'int8', tensorrt=True))
+                      for stage in stages}
+    else:
+        onnx_paths = {stage: stage_file(model_dir, config, stage, settings.onnx_format) for stage in stages}
     missing = [str(p) for p in onnx_paths.values() if not p.is_file()]
     if missing:
         flag = ' --fp16' if settings.onnx_format == ONNX_FP16 else ''

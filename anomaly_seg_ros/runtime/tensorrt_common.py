@@ -87,7 +87,7 @@ def platform_tag() -> str:
 
 def build_command(model_dir: str | Path, precision: str = 'fp32') -> str:
     """The build-only command that (re)builds the engines of an exported model directory."""
-    flag = ' --fp16' if precision == 'fp16' else ''
+    flag = {'fp16': ' --fp16', 'int8': ' --int8'}.get(precision, '')
     return f'anomaly_seg export --models {model_dir} --out {model_dir} --tensorrt{flag}'
 
 

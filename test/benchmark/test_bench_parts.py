@@ -66,6 +66,25 @@ def test_cpu_speedup_target_passes_at_one_and_a_half():
     assert passed[2].status == 'NOT MEASURED'
 
 
+@pytest.mark.parametrize('int8_ms, statuses', [(60.0, ['PASS', 'PASS']), (80.0, ['FAIL', 'FAIL'])])
+def test_int8_targets_compare_with_onnxruntime_fp32_and_eager_in_the_same_run(int8_ms, statuses):
+    doc = _pipeline_doc(200.0, 100.0)
+    result = doc['result']
+    int8 = {**result['runs'][0], 'label': 'onnxruntime/cpu/int8', 'precision': 'int8'}
+    int8['timings_ms'] = {key: {**stats, 'median': int8_ms} for key, stats in int8['timings_ms'].items()}
+    result['runs'].append(int8)
+    result['ratios'].append({'baseline': 'torch/cpu/fp32', 'candidate': 'onnxruntime/cpu/int8',
+                             'backend': 200.0 / int8_ms, 'total': round(200.0 / int8_ms, 3), 'paired_total': None})
+    targets = {t.name: t for t in pipeline_targets(result, paper_scale=False)}
+    versus_fp32 = targets['ONNX Runtime CPU INT8 >= 1.5x ONNX Runtime FP32, end to end']
+    versus_eager = targets['ONNX Runtime CPU INT8 >= 3x PyTorch eager CPU, end to end']
+    assert [versus_fp32.status, versus_eager.status] == statuses
+    assert versus_fp32.measured.startswith(f'{100.0 / int8_ms:.2f}x')
+    # Without an INT8 run there is no INT8 target at all.
+    assert not [name for name in (t.name for t in pipeline_targets(_pipeline_doc(200.0, 100.0)['result'], False))
+                if 'INT8' in name]
+
+
 def test_gpu_target_needs_paper_scale_and_takes_the_fastest_gpu_run():
     doc = _pipeline_doc(150.0, 100.0, gpu_ms=18.0, paper=True)
     (gpu,) = [t for t in pipeline_targets(doc['result'], paper_scale=True) if t.name.startswith('GPU')]

@@ -81,7 +81,7 @@ def test_eval_command_prints_the_table_and_writes_the_report(fishyscapes_root, t
     from anomaly_seg_ros.pipeline import AnomalyPipeline
     opened = {}
 
-    def fake_from_model_dir(model_dir, backend='onnxruntime', device=None):
+    def fake_from_model_dir(model_dir, backend='onnxruntime', device=None, precision='fp32'):
         opened.update(model_dir=model_dir, backend=backend)
         return toy.FakePipeline()
 

@@ -16,7 +16,7 @@ from anomaly_seg_ros.pipeline import AnomalyPipeline  # noqa: E402
 from anomaly_seg_ros.ros import node  # noqa: E402
 
 
-def _fake_from_model_dir(model_dir, backend='onnxruntime', device=None):  # noqa: ANN001, ANN202
+def _fake_from_model_dir(model_dir, backend='onnxruntime', device=None, precision='fp32'):  # noqa: ANN001, ANN202
     return make_fake_pipeline(delay_s=float(os.environ.get('FAKE_PIPELINE_DELAY_S', '0')),
                               nonfinite=os.environ.get('FAKE_PIPELINE_NONFINITE') == '1')
 

@@ -354,3 +354,29 @@ def test_the_shipped_profile_without_qos_from_xml_is_warned_about(make_node, mon
     make_node()
     (warning,) = [text for level, text in logger.lines if level == 'warning' and 'history memory' in text]
     assert 'RMW_FASTRTPS_USE_QOS_FROM_XML=1' in warning
+
+
+def test_the_precision_parameter_reaches_the_backend_and_the_diagnostics(ros_context, executor, probe):
+    from rclpy.parameter import Parameter
+
+    from anomaly_seg_ros.ros.node import AnomalySegNode
+
+    asked = {}
+    pipeline = make_fake_pipeline()
+
+    def factory(model_dir, **kwargs):
+        asked.update(kwargs)
+        return pipeline
+
+    overrides = [Parameter('model_dir', value='/fake'), Parameter('precision', value='int8'),
+                 Parameter('diagnostics_period', value=0.2)]
+    node = AnomalySegNode(pipeline_factory=factory, context=ros_context, parameter_overrides=overrides)
+    executor.add_node(node)
+    try:
+        assert asked['precision'] == 'int8'
+        facts = probe.wait_for_diagnostics(lambda values: 'precision' in values)
+        assert facts['precision'] == 'int8'  # the fake backend has no precision of its own: the parameter's
+    finally:
+        node.close()
+        executor.remove_node(node)
+        node.destroy_node()

@@ -54,6 +54,7 @@ def test_integer_numbers_are_accepted_where_floats_are_meant():
     ('backend', 'cuda', 'not one of onnxruntime, tensorrt, torch'),
     ('device', 'gpu0', "'cuda:N'"),
     ('input_transport', 'theora', 'not one of raw, compressed'),
+    ('precision', 'int4', 'not one of fp32, fp16, int8'),
     ('qos.input_reliability', 'sometimes', 'not one of best_effort, reliable'),
     ('qos.input_depth', 0, r'outside \[1, 100\]'),
     ('qos.output_depth', 1.5, 'must be an integer'),
