@@ -1,5 +1,8 @@
 """``anomaly_seg train``: train the stages (segmentation, synthesis, calibrate, dissimilarity), all of
-them in order (``all``), or the paper's ablation (``ablation``)."""
+them in order (``all``), or the paper's ablation (``ablation``).
+
+Several processes (GPUs, machines): launch the same command with PyTorch's torchrun, e.g.
+``torchrun --nproc_per_node 4 -m anomaly_seg_ros.cli train all ...``; see :mod:`..training.distributed`."""
 from __future__ import annotations
 
 import argparse
@@ -36,7 +39,15 @@ def _common(parser: argparse.ArgumentParser, stage: str) -> None:
                         help='override any configuration value, e.g. --set dissimilarity.batch_size=8 (repeatable)')
     parser.add_argument('--seed', type=int, help='random seed (default 0)')
     parser.add_argument('--device', help="'auto' (CUDA when available, default), 'cpu', 'cuda', 'cuda:N'")
-    parser.add_argument('--num-workers', type=int, metavar='N', help='data loader worker processes (default 0)')
+    parser.add_argument('--num-workers', type=int, metavar='N',
+                        help='data loader worker processes per training process (default: 0 on the CPU, '
+                             'up to 4 on CUDA)')
+    if stage != 'calibrate':
+        parser.add_argument('--precision', choices=('fp32', 'bf16', 'fp16'),
+                            help='fp32 (default), or mixed precision on CUDA: bf16, fp16 (with a gradient scaler)')
+        parser.add_argument('--sync-batchnorm', action='store_true',
+                            help='under torchrun: BatchNorm statistics over the global batch (segmentation, '
+                                 'synthesis generator)')
     parser.add_argument('--train-limit', type=int, metavar='N', help='use only the first N training frames')
     parser.add_argument('--val-limit', type=int, metavar='N', help='use only the first N validation frames')
     parser.add_argument('--resume', action='store_true', help='continue from the checkpoints in the work directory')
@@ -136,6 +147,7 @@ def _overrides(args: argparse.Namespace) -> dict[str, Any]:
 
     over: dict[str, Any] = {
         'seed': args.seed, 'device': args.device, 'num_workers': args.num_workers,
+        'precision': get('precision'), 'sync_batchnorm': True if get('sync_batchnorm') else None,
         'vgg19_weights': str(get('vgg_weights')) if get('vgg_weights') else None,
         'data': {'dataset': args.dataset, 'root': str(args.root), 'train_limit': args.train_limit,
                  'val_limit': args.val_limit},
@@ -171,23 +183,35 @@ def _run(args: argparse.Namespace) -> int:
         train_segmentation,
         train_synthesis,
     )
+    from ..training.distributed import init_distributed, shutdown_distributed
     config = load_train_config(args.config, _overrides(args), parse_overrides(args.sets))
-    show = not args.quiet
-    stage = args.train_command
-    if stage == 'all':
-        train_all(config, args.out, args.work, args.resume, show, command=args.command_line(args))
+    # Under torchrun: join the process group before anything else (a half-set environment fails here).
+    dist = init_distributed(config.device)
+    try:
+        show = not args.quiet
+        stage = args.train_command
+        if stage == 'all':
+            train_all(config, args.out, args.work, args.resume, show, command=args.command_line(args))
+            return 0
+        if stage == 'calibrate':
+            result = calibrate_perceptual(config, args.out, show_progress=show)
+        else:
+            trainer = {'segmentation': train_segmentation, 'synthesis': train_synthesis,
+                       'dissimilarity': train_dissimilarity}[stage]
+            result = trainer(config, args.out, args.work, args.resume, show)
+        if dist.is_main:
+            print(result.summary())
         return 0
-    if stage == 'calibrate':
-        print(calibrate_perceptual(config, args.out, show_progress=show).summary())
-        return 0
-    trainer = {'segmentation': train_segmentation, 'synthesis': train_synthesis,
-               'dissimilarity': train_dissimilarity}[stage]
-    print(trainer(config, args.out, args.work, args.resume, show).summary())
-    return 0
+    finally:
+        shutdown_distributed()
 
 
 def _run_ablation(args: argparse.Namespace) -> int:
     from ..training import run_ablation
+    from ..training.distributed import DistributedError, launch_environment
+    env = launch_environment()
+    if env is not None and env.world_size > 1:
+        raise DistributedError('train ablation runs in one process; start it without torchrun')
     result = run_ablation(args.models, args.dataset, args.root, args.out, args.split, args.resume, args.backend,
                           args.device, args.limit, args.cache_dir, args.epochs, show_progress=not args.quiet)
     print(result.markdown())

@@ -2,7 +2,9 @@
 half-precision .pt files) -> ONNX export -> ensemble tuning, leaving a complete model directory.
 
 Every step resumes (``resume=True``): finished stages are not retrained, an interrupted one continues
-from its last checkpoint. ``model.yaml``'s provenance records the command, seed, commit, machine,
+from its last checkpoint. Under torchrun the stages train on every process; the ONNX export, the
+ensemble tuning, the provenance and ``MANIFEST.md`` are rank 0's (the other ranks return after the
+dissimilarity stage, with ``ensemble`` None). ``model.yaml``'s provenance records the command, seed, commit, machine,
 training time and the validation figures of every stage; ``MANIFEST.md`` sums them up with the file sizes.
 """
 from __future__ import annotations
@@ -15,9 +17,10 @@ from typing import Any
 
 from ..model_config import load_model_config, save_model_config
 from .calibration import calibrate_perceptual
-from .common import StageResult, Timer, format_duration, git_commit, machine_info, select_device
+from .common import StageResult, Timer, format_duration, git_commit, machine_info
 from .config import TrainConfig, config_to_dict
 from .dissimilarity import train_dissimilarity
+from .distributed import init_distributed
 from .ensemble import EnsembleResult, tune_ensemble
 from .manifest import write_manifest
 from .model_dir import compact_network_files
@@ -30,7 +33,7 @@ __all__ = ['AllResult', 'train_all']
 @dataclass
 class AllResult:
     stages: list[StageResult]
-    ensemble: EnsembleResult
+    ensemble: EnsembleResult | None     # None on the ranks other than 0 of a multi-process run
     seconds: float
     validation: dict[str, Any]
     exported: bool
@@ -58,6 +61,8 @@ def train_all(config: TrainConfig, out_dir: str | Path, work_dir: str | Path | N
     out_dir = Path(out_dir)
     timer = Timer()
     commit = git_commit()  # the code that trains is the code at the start, whatever happens to the checkout meanwhile
+    dist = init_distributed(config.device)
+    log = dist.main_only(log)
     kwargs = {'work_dir': work_dir, 'resume': resume, 'show_progress': show_progress, 'log': log}
     stages = []
     for train in (train_segmentation, train_synthesis):
@@ -66,6 +71,8 @@ def train_all(config: TrainConfig, out_dir: str | Path, work_dir: str | Path | N
     stages.append(calibrate_perceptual(config, out_dir, show_progress=show_progress, log=log))
     stages.append(train_dissimilarity(config, out_dir, **kwargs))
     log(stages[-1].summary())
+    if not dist.is_main:
+        return AllResult(stages, None, timer.elapsed, {}, False)
     model = load_model_config(out_dir)
     if config.export.torch_dtype == 'float16':
         saved = compact_network_files(out_dir, model)
@@ -100,13 +107,18 @@ def train_all(config: TrainConfig, out_dir: str | Path, work_dir: str | Path | N
         'commit': commit,
         'data': {'dataset': config.data.dataset, 'root': str(config.data.root),
                  'train_split': config.data.train_split, 'val_split': config.data.val_split},
-        'machine': machine_info(select_device(config.device)),
+        'machine': machine_info(dist.device),
         'training_time_s': round(training_time, 1),
         'wall_time_s': round(timer.elapsed, 1),
         'validation': validation,
         'config': config_to_dict(config),
         'torch_weights_dtype': config.export.torch_dtype,
     })
+    if dist.is_distributed:
+        provenance['processes'] = {'count': dist.world_size, 'backend': dist.backend, 'launcher': 'torchrun',
+                                   'nodes': dist.world_size // max(dist.local_world_size, 1),
+                                   'global_batch': {name: getattr(config, name).batch_size * dist.world_size
+                                                    for name in ('segmentation', 'synthesis', 'dissimilarity')}}
     if config.gpu_input_sizes:
         provenance['gpu_input_sizes'] = {k: list(v) for k, v in config.gpu_input_sizes.items()}
     save_model_config(replace(model, provenance=provenance), out_dir)

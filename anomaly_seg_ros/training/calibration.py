@@ -55,14 +55,19 @@ def ensure_perceptual_network(out_dir: str | Path, config: TrainConfig) -> Path:
 
 @torch.no_grad()
 def raw_perceptual_values(model_dir: str | Path, frames: Frames, device: torch.device, batch_size: int = 8,
-                          seed: int = 0, show_progress: bool = False) -> np.ndarray:
+                          seed: int = 0, show_progress: bool = False, indices: range | None = None) -> np.ndarray:
     """A pixel subsample (float32, >= 0) of the raw perceptual difference between ``frames`` (at the
-    segmentation input size) and their re-synthesis from the predicted semantic maps."""
+    segmentation input size; only ``indices`` of them when given) and their re-synthesis from the predicted
+    semantic maps. A frame's pixels are drawn from (seed, frame index), whoever computes it."""
+    indices = range(len(frames)) if indices is None else indices
+    if not len(indices):
+        return np.zeros((0,), dtype=np.float32)
     model = load_model_config(model_dir)
     modules = load_stage_modules(model_dir, model, device, stages=('segmentation', 'synthesis', 'perceptual'))
     values = []
-    for start in progress(range(0, len(frames), batch_size), show_progress, desc='calibrate', unit='batch'):
-        batch = [frames[i] for i in range(start, min(start + batch_size, len(frames)))]
+    for start in progress(range(indices.start, indices.stop, batch_size), show_progress, desc='calibrate',
+                          unit='batch'):
+        batch = [frames[i] for i in range(start, min(start + batch_size, indices.stop))]
         image = torch.from_numpy(np.stack([f.image.transpose(2, 0, 1) for f in batch])).to(device).float() / 255
         semantic = modules['segmentation'](image)[0]
         synthesis = modules['synthesis'](semantic)[0]
@@ -79,20 +84,29 @@ def calibrate_perceptual(config: TrainConfig, out_dir: str | Path, show_progress
     segmentation and synthesis networks)."""
     cfg = config.calibration
     timer = Timer()
-    out_dir, _, device, model, train_dataset = begin_stage(config, STAGE, out_dir, None)
+    out_dir, _, device, model, train_dataset, dist, _ = begin_stage(config, STAGE, out_dir, None)
+    log, show_progress = dist.main_only(log), show_progress and dist.is_main
     limit = cfg.frames if config.data.train_limit is None else min(cfg.frames or 10**9, config.data.train_limit)
     frames = Frames(train_dataset, tuple(model.stage('segmentation').input_size), limit, cache=False)
-    ensure_perceptual_network(out_dir, config)
-    values = raw_perceptual_values(out_dir, frames, device, seed=config.seed, show_progress=show_progress)
+    if dist.is_main:
+        ensure_perceptual_network(out_dir, config)
+    dist.barrier()
+    # Each rank computes a contiguous share of the frames; the shares in rank order are the frames in order.
+    values = raw_perceptual_values(out_dir, frames, device, seed=config.seed, show_progress=show_progress,
+                                   indices=dist.shard(len(frames)))
+    if dist.is_distributed:
+        values = np.concatenate(dist.all_gather(values))
     scale = calibrate_perceptual_scale(torch.from_numpy(values), cfg.quantile)
     quantiles = {f'raw_p{int(q * 100)}': float(np.quantile(values, q)) for q in (0.5, 0.9, 0.99)}
     quantiles['raw_max'] = float(values.max())
     options = {'scale': float(scale), 'normalization': cfg.normalization}
     record = {'scale': float(scale), 'quantile': cfg.quantile, 'frames': len(frames), 'pixels': int(values.size),
               **quantiles, 'time_s': round(timer.elapsed, 1)}
-    model = record_stage(out_dir, STAGE, record)
-    model = model.with_stage(STAGE, options=options)
-    save_model_config(model, out_dir)
+    if dist.is_main:
+        model = record_stage(out_dir, STAGE, record)
+        model = model.with_stage(STAGE, options=options)
+        save_model_config(model, out_dir)
+    dist.barrier()  # the next stage reads the scale rank 0 wrote
     log(f'perceptual calibration: scale {scale:.4g} (1 / the {cfg.quantile:g} quantile of the raw map over '
         f'{len(frames)} training frames vs their re-synthesis)')
     return StageResult('calibration', 0, 0, timer.elapsed, {'perceptual_scale': float(scale), **quantiles},

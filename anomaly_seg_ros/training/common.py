@@ -28,6 +28,7 @@ from .config import TrainConfig, save_config
 __all__ = [
     'CHECKPOINT_FILE',
     'Checkpoint',
+    'NullLogger',
     'RunLogger',
     'StageResult',
     'Timer',
@@ -221,6 +222,19 @@ class RunLogger:
     def close(self) -> None:
         if self._writer is not None:
             self._writer.close()
+
+
+class NullLogger(RunLogger):
+    """A :class:`RunLogger` that writes nothing: the logger of every rank but 0 in a multi-process run."""
+
+    def __init__(self) -> None:  # noqa: D107 - no folder, no writer
+        self._writer = None
+
+    def scalars(self, values: Mapping[str, float], step: int, prefix: str = '') -> None:
+        pass
+
+    def epoch(self, row: Mapping[str, Any]) -> None:
+        pass
 
 
 def _csv_value(value: Any) -> Any:

@@ -169,7 +169,12 @@ class TrainConfig:
     preset: str = 'light'
     seed: int = 0
     device: str = 'auto'                        # 'auto' (CUDA when available), 'cpu', 'cuda', 'cuda:N'
-    num_workers: int = 0
+    num_workers: int | None = None              # data loader workers per process; None: 0 on the CPU (they would
+    #                                             take the cores the training needs), up to 4 on CUDA
+    precision: str = 'fp32'                     # 'fp32', or on CUDA 'bf16' / 'fp16' (autocast; see precision.py)
+    sync_batchnorm: bool = False                # multi-process runs: BatchNorm statistics over the global batch
+    channels_last: bool | None = None           # None: on CUDA with bf16/fp16 (tensor cores), else off
+    cudnn_benchmark: bool = True                # CUDA: pick the fastest convolution algorithms (fixed sizes)
     vgg19_weights: str | None = None            # torchvision VGG19 ImageNet state dict: perceptual stage
     #                                             (width 1) and the synthesis VGG loss (off without it)
     squeezenet_weights: str | None = None       # SqueezeNet v1.1 ImageNet features (.npz): squeezenet perceptual stage
@@ -356,6 +361,10 @@ def validate_config(config: TrainConfig) -> TrainConfig:
     if config.dissimilarity.class_weighting not in ('enet', 'none'):
         problems.append(f"dissimilarity.class_weighting must be 'enet' or 'none', got "
                         f'{config.dissimilarity.class_weighting!r}')
+    if config.precision not in ('fp32', 'bf16', 'fp16'):
+        problems.append(f"precision must be 'fp32', 'bf16' or 'fp16', got {config.precision!r}")
+    if config.num_workers is not None and config.num_workers < 0:
+        problems.append(f'num_workers must be >= 0 (or null: automatic), got {config.num_workers}')
     if config.export.torch_dtype not in ('float32', 'float16'):
         problems.append(f"export.torch_dtype must be 'float32' or 'float16', got {config.export.torch_dtype!r}")
     if config.data.semantic not in ('ground_truth', 'predicted'):

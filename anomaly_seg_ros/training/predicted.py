@@ -25,6 +25,7 @@ from ..model_config import ModelConfig
 from ..stage_modules import load_stage_modules
 from .common import progress
 from .config import TrainConfig
+from .distributed import Dist, DistributedError
 from .frames import Frame, Frames, open_frames
 
 __all__ = ['PredictedFrames', 'components_as_instances', 'predict_semantic', 'stage_frames']
@@ -87,7 +88,7 @@ class PredictedFrames:
 
     def __init__(self, frames: Frames, model_dir: str | Path, model: ModelConfig, device: torch.device,
                  cache_root: str | Path, split: str, show_progress: bool = False,
-                 log: Callable[[str], None] = print) -> None:
+                 log: Callable[[str], None] = print, dist: Dist | None = None) -> None:
         seg_size = tuple(model.stage('segmentation').input_size)
         if frames.size != seg_size:
             raise ValueError(f'predicted frames need frames at the segmentation size {seg_size}, got {frames.size}')
@@ -95,17 +96,21 @@ class PredictedFrames:
         self.label_set = model.label_set
         model_dir = Path(model_dir)
         path = Path(cache_root) / f'{split}_{_key(model_dir, model, frames)}.npy'
-        if path.is_file():
-            self.semantic = np.load(path, mmap_mode='r')
+        dist = dist or Dist()
+        if dist.broadcast(path.is_file()):  # rank 0 decides, so no rank segments alone
             log(f'predicted maps: reusing {path}')
-        else:
+        elif dist.is_main:  # a single pass over the frames; the other ranks wait and read the file
             log(f'predicted maps: segmenting {len(frames)} {split} frames with {model_dir}')
             semantic = predict_semantic(model_dir, model, frames, device, show_progress)
             path.parent.mkdir(parents=True, exist_ok=True)
             tmp = path.with_name(path.stem + '.partial.npy')
             np.save(tmp, semantic)
             tmp.replace(path)
-            self.semantic = semantic
+        dist.barrier()
+        if not path.is_file():
+            raise DistributedError(f'rank {dist.rank} cannot see {path}, which rank 0 wrote: the work directory '
+                                   'must be on a filesystem every node shares')
+        self.semantic = np.load(path, mmap_mode='r')
 
     @property
     def size(self) -> tuple[int, int]:
@@ -126,11 +131,11 @@ class PredictedFrames:
 
 def stage_frames(config: TrainConfig, out_dir: str | Path, model: ModelConfig, split: str, limit: int | None,
                  device: torch.device, cache_root: str | Path, show_progress: bool = False,
-                 log: Callable[[str], None] = print) -> Frames | PredictedFrames:
+                 log: Callable[[str], None] = print, dist: Dist | None = None) -> Frames | PredictedFrames:
     """The frames of ``split`` at the segmentation input size with the semantic maps ``config.data.semantic``
     asks for: the dataset's labels in the model's label set, or the segmentation stage's predictions."""
     size = tuple(model.stage('segmentation').input_size)
     if config.data.semantic != 'predicted':
         return open_frames(config.data, split, size, model.label_set, limit)
     frames = open_frames(config.data, split, size, None, limit)
-    return PredictedFrames(frames, out_dir, model, device, cache_root, split, show_progress, log)
+    return PredictedFrames(frames, out_dir, model, device, cache_root, split, show_progress, log, dist)

@@ -25,10 +25,19 @@ from ..evaluation import ConfusionMatrix
 from ..labels import IGNORE_INDEX, class_mapping
 from ..model_config import ModelConfig
 from ..networks import build_network, count_parameters, load_pretrained, resize_labels_nearest
-from .common import Checkpoint, RunLogger, StageResult, Timer, file_sha256, progress
+from .common import Checkpoint, NullLogger, RunLogger, StageResult, Timer, file_sha256, progress
 from .config import TrainConfig, config_to_dict
 from .frames import Frames, open_frames, resize_image, resize_nearest
-from .loop import EpochData, begin_stage, cross_entropy, normalize_images, resume_from
+from .loop import (
+    EpochData,
+    begin_stage,
+    cross_entropy,
+    data_workers,
+    normalize_images,
+    resume_from,
+    resumed_note,
+    run_record,
+)
 from .model_dir import record_stage, save_stage_network
 
 __all__ = ['augment_segmentation', 'evaluate_segmentation', 'import_segmentation', 'train_segmentation']
@@ -87,6 +96,18 @@ def evaluate_segmentation(network: torch.nn.Module, frames: Frames, num_classes:
     return {'miou': float(metrics.miou), 'pixel_accuracy': float(metrics.pixel_accuracy)}
 
 
+class _WithAux(torch.nn.Module):
+    """``forward`` = ICNet's ``forward_with_aux``: DistributedDataParallel synchronizes gradients of the
+    module's ``forward`` only."""
+
+    def __init__(self, network: torch.nn.Module) -> None:
+        super().__init__()
+        self.network = network
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        return self.network.forward_with_aux(x)  # type: ignore[operator]
+
+
 def train_segmentation(config: TrainConfig, out_dir: str | Path, work_dir: str | Path | None = None,
                        resume: bool = False, show_progress: bool = True,
                        log: Callable[[str], None] = print) -> StageResult:
@@ -97,11 +118,16 @@ def train_segmentation(config: TrainConfig, out_dir: str | Path, work_dir: str |
         out_dir: the model directory (``model.yaml`` is created when absent).
         work_dir: checkpoints and logs go to ``<work_dir>/segmentation`` (default ``<out_dir>/training``).
         resume: continue from the checkpoint's epoch and step.
+
+    Under torchrun every process trains its share of each global batch (``batch_size`` per process);
+    rank 0 validates and writes (see :mod:`.distributed`).
     """
     cfg = config.segmentation
-    out_dir, work, device, model, train_dataset = begin_stage(config, STAGE, out_dir, work_dir)
+    out_dir, work, device, model, train_dataset, dist, precision = begin_stage(config, STAGE, out_dir, work_dir)
+    log, show_progress = dist.main_only(log), show_progress and dist.is_main
     if cfg.pretrained:
-        return import_segmentation(config, out_dir, model, device, show_progress, log)
+        result = import_segmentation(config, out_dir, model, device, show_progress, log) if dist.is_main else None
+        return dist.broadcast(result)  # type: ignore[return-value]
     label_set = model.label_set
     size = tuple(model.stage(STAGE).input_size)
     train = Frames(train_dataset, size, config.data.train_limit, config.data.cache_in_memory)
@@ -115,65 +141,85 @@ def train_segmentation(config: TrainConfig, out_dir: str | Path, work_dir: str |
         return torch.from_numpy(image), torch.from_numpy(labels)
 
     data = EpochData(len(train), make, config.seed)
-    steps_per_epoch = data.steps(cfg.batch_size, cfg.steps_per_epoch)
+    steps_per_epoch = data.steps(cfg.batch_size, cfg.steps_per_epoch, dist.world_size)
     total_steps = max(1, cfg.epochs * steps_per_epoch)
-    network = build_network(STAGE, model.stage(STAGE).architecture).to(device)
+    network = precision.module(build_network(STAGE, model.stage(STAGE).architecture).to(device))
     optimizer = torch.optim.SGD(network.parameters(), lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
     checkpoint = Checkpoint(work)
-    start = resume_from(checkpoint, resume, STAGE, device, {'network': network, 'optimizer': optimizer})
+    start = resume_from(checkpoint, resume, STAGE, device, {'network': network, 'optimizer': optimizer}, dist,
+                        optional={'scaler': precision})
     epoch, step, history, elapsed = start.epoch, start.step, start.history, start.elapsed
     if start.resumed:
-        log(f'segmentation: resuming {checkpoint.path} at epoch {epoch}, step {step}')
-    logger = RunLogger(work, resume=start.resumed)
+        log(f'segmentation: resuming {checkpoint.path} at epoch {epoch}, step {step}' + resumed_note(start, dist))
+    logger = RunLogger(work, resume=start.resumed) if dist.is_main else NullLogger()
     timer = Timer(elapsed)
     mean, std = model.mean, model.std
     aux = [float(w) for w in cfg.aux_weights]
+    trained = dist.wrap(_WithAux(network), config.sync_batchnorm)
+    workers = data_workers(config.num_workers, dist)
     network.train()
     while epoch < cfg.epochs:
         totals = np.zeros(2)
-        bar = progress(data.loader(epoch, cfg.batch_size, cfg.steps_per_epoch, config.num_workers), show_progress,
+        bar = progress(data.loader(epoch, cfg.batch_size, cfg.steps_per_epoch, workers, dist), show_progress,
                        desc=f'segmentation {epoch + 1}/{cfg.epochs}', unit='batch', total=steps_per_epoch)
         for images, labels in bar:
             lr = cfg.lr * (1.0 - min(step, total_steps - 1) / total_steps) ** cfg.poly_power
             for group in optimizer.param_groups:
                 group['lr'] = lr
             images, labels = images.to(device), labels.to(device).long()
-            main, aux_sub24, aux_sub4 = network.forward_with_aux(normalize_images(images, mean, std))
-            loss = cross_entropy(main, labels)
+            with precision.autocast():
+                outputs = trained(precision.input(normalize_images(images, mean, std)))
+            main, aux_sub24, aux_sub4 = (o.float() for o in outputs)  # losses in float32
+            loss = cross_entropy(main, labels, dist=dist)
             for weight, logits in zip(aux, (aux_sub24, aux_sub4)):
-                loss = loss + weight * cross_entropy(logits, resize_labels_nearest(labels, tuple(logits.shape[-2:])))
+                loss = loss + weight * cross_entropy(logits, resize_labels_nearest(labels, tuple(logits.shape[-2:])),
+                                                     dist=dist)
             optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
+            precision.backward(loss)
+            precision.step(optimizer)
+            precision.update()
             step += 1
-            value = loss.item()
+            value = dist.mean_scalars({'loss': loss.item()})['loss']
             totals += (value, 1)
             logger.scalars({'loss': value, 'lr': lr}, step, prefix='train/')
             if show_progress:
                 bar.set_postfix(loss=f'{value:.3f}')  # type: ignore[attr-defined]
         epoch += 1
-        figures = evaluate_segmentation(network, val, label_set.num_classes, device, mean, std, cfg.batch_size)
+        figures = None
+        if dist.is_main:
+            figures = evaluate_segmentation(network, val, label_set.num_classes, device, mean, std, cfg.batch_size)
+        figures = dist.broadcast(figures)
         row = {'epoch': epoch, 'step': step, 'loss': totals[0] / max(totals[1], 1), 'lr': lr,
                'val_miou': figures['miou'], 'val_pixel_accuracy': figures['pixel_accuracy'],
                'time_s': timer.elapsed}
         history.append(row)
         logger.epoch(row)
-        checkpoint.save(config, {'stage': STAGE, 'epoch': epoch, 'step': step, 'network': network.state_dict(),
-                                 'optimizer': optimizer.state_dict(), 'history': history, 'elapsed': timer.elapsed,
-                                 'config': config_to_dict(config)})
+        if dist.is_main:
+            state = {'stage': STAGE, 'epoch': epoch, 'step': step, 'network': network.state_dict(),
+                     'optimizer': optimizer.state_dict(), 'history': history, 'elapsed': timer.elapsed,
+                     'config': config_to_dict(config), 'processes': dist.world_size}
+            if precision.state_dict() is not None:
+                state['scaler'] = precision.state_dict()
+            checkpoint.save(config, state)
+        dist.barrier()
         log(f'segmentation epoch {epoch}/{cfg.epochs}: loss {row["loss"]:.4f}, val mIoU {figures["miou"]:.4f}, '
             f'pixel accuracy {figures["pixel_accuracy"]:.4f}')
     logger.close()
     if history:
         figures = {'miou': history[-1]['val_miou'], 'pixel_accuracy': history[-1]['val_pixel_accuracy']}
-    else:
+    elif dist.is_main:
         figures = evaluate_segmentation(network, val, label_set.num_classes, device, mean, std, cfg.batch_size)
-    path = save_stage_network(out_dir, model, STAGE, network.cpu())
+    figures = dist.broadcast(figures)
+    path = out_dir / model.stage(STAGE).files.get('torch', f'{STAGE}.pt')
+    if dist.is_main:
+        path = save_stage_network(out_dir, model, STAGE, network.cpu().to(memory_format=torch.contiguous_format))
     result = StageResult(STAGE, epoch, step, timer.elapsed, {'val_miou': figures['miou'],
                                                               'val_pixel_accuracy': figures['pixel_accuracy']},
                          {'network': str(path)})
-    record_stage(out_dir, STAGE, {**result.to_dict(), 'device': str(device), 'seed': config.seed,
-                                  'frames': {'train': len(train), 'val': len(val)}})
+    if dist.is_main:
+        record_stage(out_dir, STAGE, {**result.to_dict(), 'device': str(device), 'seed': config.seed,
+                                      'frames': {'train': len(train), 'val': len(val)}, **run_record(dist, config)})
+    dist.barrier()  # the next stage reads what rank 0 wrote
     return result
 
 

@@ -17,8 +17,10 @@ a sample sheet ``samples/epoch_NNN.png`` is written to the work directory.
 """
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import cv2
 import numpy as np
@@ -27,10 +29,10 @@ import torch.nn.functional as F
 
 from ..networks import build_network, multiscale_discriminator, one_hot, resize_bilinear, vgg19_features
 from ..uncertainty import PERCEPTUAL_LAYER_WEIGHTS
-from .common import Checkpoint, RunLogger, StageResult, Timer, progress
+from .common import Checkpoint, NullLogger, RunLogger, StageResult, Timer, progress
 from .config import SynthesisConfig, TrainConfig, config_to_dict
 from .frames import Frames, open_frames, resize_nearest
-from .loop import EpochData, begin_stage, normalize_images, resume_from
+from .loop import EpochData, begin_stage, data_workers, normalize_images, resume_from, resumed_note, run_record
 from .model_dir import record_stage, save_stage_network
 from .predicted import PredictedFrames, stage_frames
 
@@ -69,11 +71,20 @@ class GANLosses:
         return loss
 
 
-def _vgg_loss(vgg: torch.nn.Module, fake: torch.Tensor, real: torch.Tensor, mean, std) -> torch.Tensor:
-    """SPADE's VGG loss on images in [-1, 1] (ImageNet-normalized before VGG19)."""
-    fx = vgg(normalize_images((fake + 1) * 0.5, mean, std))
-    fr = vgg(normalize_images((real + 1) * 0.5, mean, std))
-    return sum(w * F.l1_loss(a, b.detach()) for w, a, b in zip(PERCEPTUAL_LAYER_WEIGHTS, fx, fr))  # type: ignore[return-value]
+def _vgg_loss(vgg: torch.nn.Module, fake: torch.Tensor, real: torch.Tensor, mean, std,
+              autocast: Callable[[], Any] = contextlib.nullcontext) -> torch.Tensor:
+    """SPADE's VGG loss on images in [-1, 1] (ImageNet-normalized before VGG19); VGG under ``autocast``,
+    the L1 terms in float32."""
+    with autocast():
+        fx = vgg(normalize_images((fake + 1) * 0.5, mean, std))
+        fr = vgg(normalize_images((real + 1) * 0.5, mean, std))
+    return sum(w * F.l1_loss(a.float(), b.detach().float())  # type: ignore[return-value]
+               for w, a, b in zip(PERCEPTUAL_LAYER_WEIGHTS, fx, fr))
+
+
+def _float(outputs: list[list[torch.Tensor]]) -> list[list[torch.Tensor]]:
+    """Discriminator outputs in float32: the hinge and feature-matching means are not taken in half precision."""
+    return [[f.float() for f in scale] for scale in outputs]
 
 
 @torch.no_grad()
@@ -119,16 +130,17 @@ def train_synthesis(config: TrainConfig, out_dir: str | Path, work_dir: str | Pa
                     log: Callable[[str], None] = print) -> StageResult:
     """Train the synthesis generator of the model in ``out_dir``; writes ``<out_dir>/synthesis.pt``."""
     cfg = config.synthesis
-    out_dir, work, device, model, train_dataset = begin_stage(config, STAGE, out_dir, work_dir)
+    out_dir, work, device, model, train_dataset, dist, precision = begin_stage(config, STAGE, out_dir, work_dir)
+    log, show_progress = dist.main_only(log), show_progress and dist.is_main
     label_set = model.label_set
     seg_size = tuple(model.stage('segmentation').input_size)
     size = tuple(model.stage(STAGE).input_size)
     if config.data.semantic == 'predicted':
         predicted = work.parent / 'predicted'
         train = stage_frames(config, out_dir, model, config.data.train_split, config.data.train_limit, device,
-                             predicted, show_progress, log)
+                             predicted, show_progress, log, dist)
         val = stage_frames(config, out_dir, model, config.data.val_split, config.data.val_limit, device, predicted,
-                           show_progress, log)
+                           show_progress, log, dist)
     else:
         train = Frames(train_dataset, seg_size, config.data.train_limit, config.data.cache_in_memory)
         val = open_frames(config.data, config.data.val_split, seg_size, label_set, config.data.val_limit)
@@ -142,23 +154,32 @@ def train_synthesis(config: TrainConfig, out_dir: str | Path, work_dir: str | Pa
         return torch.from_numpy(np.ascontiguousarray(image)), torch.from_numpy(np.ascontiguousarray(labels))
 
     data = EpochData(len(train), make, config.seed)
-    steps_per_epoch = data.steps(cfg.batch_size, cfg.steps_per_epoch)
-    generator = build_network(STAGE, model.stage(STAGE).architecture).to(device)
+    steps_per_epoch = data.steps(cfg.batch_size, cfg.steps_per_epoch, dist.world_size)
+    generator = precision.module(build_network(STAGE, model.stage(STAGE).architecture).to(device))
     disc = cfg.discriminator
-    discriminator = multiscale_discriminator(num_classes, disc.ndf, disc.n_layers, disc.num_d).to(device)
+    discriminator = precision.module(
+        multiscale_discriminator(num_classes, disc.ndf, disc.n_layers, disc.num_d).to(device))
     vgg = None
     if config.vgg19_weights:
-        vgg = vgg19_features(1.0, config.vgg19_weights).to(device).eval().requires_grad_(False)
+        vgg = precision.module(vgg19_features(1.0, config.vgg19_weights).to(device).eval().requires_grad_(False))
     opt_g = torch.optim.Adam(generator.parameters(), lr=cfg.lr_g, betas=(cfg.beta1, cfg.beta2))
     opt_d = torch.optim.Adam(discriminator.parameters(), lr=cfg.lr_d, betas=(cfg.beta1, cfg.beta2))
     checkpoint = Checkpoint(work)
     start = resume_from(checkpoint, resume, STAGE, device,
-                        {'generator': generator, 'discriminator': discriminator, 'opt_g': opt_g, 'opt_d': opt_d})
+                        {'generator': generator, 'discriminator': discriminator, 'opt_g': opt_g, 'opt_d': opt_d},
+                        dist, optional={'scaler': precision})
     epoch, step, history, elapsed = start.epoch, start.step, start.history, start.elapsed
     if start.resumed:
-        log(f'synthesis: resuming {checkpoint.path} at epoch {epoch}, step {step}')
-    logger = RunLogger(work, resume=start.resumed)
+        log(f'synthesis: resuming {checkpoint.path} at epoch {epoch}, step {step}' + resumed_note(start, dist))
+    logger = RunLogger(work, resume=start.resumed) if dist.is_main else NullLogger()
     timer = Timer(elapsed)
+    # The generator has BatchNorm (SPADE's parameter-free norm 'batch'); the discriminator instance norm only.
+    g_trained = dist.wrap(generator, config.sync_batchnorm)
+    d_trained = dist.wrap(discriminator)
+    # The generator step runs D only for the gradient w.r.t. the fake image; D's own gradients of that
+    # pass are discarded (opt_d.zero_grad), so DDP need not average them.
+    d_unsynced = getattr(d_trained, 'no_sync', contextlib.nullcontext)
+    workers = data_workers(config.num_workers, dist)
     generator.train()
     discriminator.train()
     losses = GANLosses()
@@ -168,39 +189,46 @@ def train_synthesis(config: TrainConfig, out_dir: str | Path, work_dir: str | Pa
             for group in opt.param_groups:
                 group['lr'] = lr * factor
         sums: dict[str, float] = {}
-        bar = progress(data.loader(epoch, cfg.batch_size, cfg.steps_per_epoch, config.num_workers), show_progress,
+        bar = progress(data.loader(epoch, cfg.batch_size, cfg.steps_per_epoch, workers, dist), show_progress,
                        desc=f'synthesis {epoch + 1}/{cfg.epochs}', unit='batch', total=steps_per_epoch)
         for images, labels in bar:
-            real = resize_bilinear(images.to(device).float() / 255.0, size) * 2 - 1
-            seg = one_hot(labels.to(device).long(), num_classes)
+            real = precision.input(resize_bilinear(images.to(device).float() / 255.0, size) * 2 - 1)
+            seg = precision.input(one_hot(labels.to(device).long(), num_classes))
             batch = real.shape[0]
             # generator step
-            fake = generator(seg)
-            fake_out, real_out = losses.split(discriminator(torch.cat([torch.cat([seg, fake], 1),
-                                                                        torch.cat([seg, real], 1)], 0)), batch)
-            g_gan = losses.generator_hinge(fake_out)
-            g_feat = losses.feature_matching(fake_out, real_out, cfg.lambda_feat)
-            g_loss = g_gan + g_feat
-            values = {'g_gan': g_gan.item(), 'g_feat': g_feat.item()}
-            if cfg.lambda_l1 > 0:
-                g_l1 = F.l1_loss(fake, real) * cfg.lambda_l1
-                g_loss = g_loss + g_l1
-                values['g_l1'] = g_l1.item()
-            if vgg is not None:
-                g_vgg = _vgg_loss(vgg, fake, real, model.mean, model.std) * cfg.lambda_vgg
-                g_loss = g_loss + g_vgg
-                values['g_vgg'] = g_vgg.item()
-            opt_g.zero_grad(set_to_none=True)
-            g_loss.backward()
-            opt_g.step()
+            with precision.autocast():
+                fake = g_trained(seg)
+            with d_unsynced():
+                with precision.autocast():
+                    outputs = d_trained(torch.cat([torch.cat([seg, fake], 1), torch.cat([seg, real], 1)], 0))
+                fake_out, real_out = losses.split(_float(outputs), batch)
+                fake = fake.float()
+                g_gan = losses.generator_hinge(fake_out)
+                g_feat = losses.feature_matching(fake_out, real_out, cfg.lambda_feat)
+                g_loss = g_gan + g_feat
+                values = {'g_gan': g_gan.item(), 'g_feat': g_feat.item()}
+                if cfg.lambda_l1 > 0:
+                    g_l1 = F.l1_loss(fake, real) * cfg.lambda_l1
+                    g_loss = g_loss + g_l1
+                    values['g_l1'] = g_l1.item()
+                if vgg is not None:
+                    g_vgg = _vgg_loss(vgg, fake, real, model.mean, model.std, precision.autocast) * cfg.lambda_vgg
+                    g_loss = g_loss + g_vgg
+                    values['g_vgg'] = g_vgg.item()
+                opt_g.zero_grad(set_to_none=True)
+                precision.backward(g_loss)
+            precision.step(opt_g)
             # discriminator step
-            fake_out, real_out = losses.split(discriminator(torch.cat([torch.cat([seg, fake.detach()], 1),
-                                                                        torch.cat([seg, real], 1)], 0)), batch)
+            with precision.autocast():
+                outputs = d_trained(torch.cat([torch.cat([seg, fake.detach()], 1), torch.cat([seg, real], 1)], 0))
+            fake_out, real_out = losses.split(_float(outputs), batch)
             d_loss = losses.discriminator_hinge(fake_out, real_out)
             opt_d.zero_grad(set_to_none=True)
-            d_loss.backward()
-            opt_d.step()
+            precision.backward(d_loss)
+            precision.step(opt_d)
+            precision.update()
             values['d_hinge'] = d_loss.item()
+            values = dist.mean_scalars(values)
             step += 1
             for key, value in values.items():
                 sums[key] = sums.get(key, 0.0) + value
@@ -209,23 +237,41 @@ def train_synthesis(config: TrainConfig, out_dir: str | Path, work_dir: str | Pa
             if show_progress:
                 bar.set_postfix(g=f'{values["g_gan"]:.2f}', d=f'{values["d_hinge"]:.2f}')  # type: ignore[attr-defined]
         epoch += 1
-        figures = evaluate_synthesis(generator, val, num_classes, size, device, cfg.batch_size,
-                                     sheet=work / 'samples' / f'epoch_{epoch:03d}.png')
+        figures = None
+        if dist.is_main:
+            figures = evaluate_synthesis(generator, val, num_classes, size, device, cfg.batch_size,
+                                         sheet=work / 'samples' / f'epoch_{epoch:03d}.png')
+        figures = dist.broadcast(figures)
         n = max(sums.pop('_n', 0.0), 1.0)
         row = {'epoch': epoch, 'step': step, **{k: v / n for k, v in sums.items()}, 'lr_g': cfg.lr_g * factor,
                'val_l1': figures['l1'], 'time_s': timer.elapsed}
         history.append(row)
         logger.epoch(row)
-        checkpoint.save(config, {'stage': STAGE, 'epoch': epoch, 'step': step, 'generator': generator.state_dict(),
-                                 'discriminator': discriminator.state_dict(), 'opt_g': opt_g.state_dict(),
-                                 'opt_d': opt_d.state_dict(), 'history': history, 'elapsed': timer.elapsed,
-                                 'config': config_to_dict(config)})
+        if dist.is_main:
+            state = {'stage': STAGE, 'epoch': epoch, 'step': step, 'generator': generator.state_dict(),
+                     'discriminator': discriminator.state_dict(), 'opt_g': opt_g.state_dict(),
+                     'opt_d': opt_d.state_dict(), 'history': history, 'elapsed': timer.elapsed,
+                     'config': config_to_dict(config), 'processes': dist.world_size}
+            if precision.state_dict() is not None:
+                state['scaler'] = precision.state_dict()
+            checkpoint.save(config, state)
+        dist.barrier()
         log(f'synthesis epoch {epoch}/{cfg.epochs}: ' + ', '.join(f'{k} {v:.4f}' for k, v in row.items()
                                                                   if k not in ('epoch', 'step', 'time_s')))
     logger.close()
-    l1 = history[-1]['val_l1'] if history else evaluate_synthesis(generator, val, num_classes, size, device)['l1']
-    path = save_stage_network(out_dir, model, STAGE, generator.cpu())
+    l1 = None
+    if history:
+        l1 = history[-1]['val_l1']
+    elif dist.is_main:
+        l1 = evaluate_synthesis(generator, val, num_classes, size, device)['l1']
+    l1 = dist.broadcast(l1)
+    path = out_dir / model.stage(STAGE).files.get('torch', f'{STAGE}.pt')
+    if dist.is_main:
+        path = save_stage_network(out_dir, model, STAGE, generator.cpu().to(memory_format=torch.contiguous_format))
     result = StageResult(STAGE, epoch, step, timer.elapsed, {'val_l1': l1}, {'network': str(path)})
-    record_stage(out_dir, STAGE, {**result.to_dict(), 'device': str(device), 'seed': config.seed,
-                                  'vgg_loss': vgg is not None, 'frames': {'train': len(train), 'val': len(val)}})
+    if dist.is_main:
+        record_stage(out_dir, STAGE, {**result.to_dict(), 'device': str(device), 'seed': config.seed,
+                                      'vgg_loss': vgg is not None, 'frames': {'train': len(train), 'val': len(val)},
+                                      **run_record(dist, config)})
+    dist.barrier()  # the next stage reads what rank 0 wrote
     return result
