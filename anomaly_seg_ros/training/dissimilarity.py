@@ -25,7 +25,7 @@ from ..model_config import load_model_config
 from ..networks import build_network, one_hot
 from .calibration import ensure_perceptual_network
 from .common import Checkpoint, NullLogger, RunLogger, StageResult, Timer, progress
-from .config import TrainConfig, config_to_dict
+from .config import TrainConfig
 from .distributed import Dist
 from .generated_set import GeneratedSet, load_or_generate
 from .loop import (
@@ -37,6 +37,7 @@ from .loop import (
     resume_from,
     resumed_note,
     run_record,
+    save_epoch,
 )
 from .model_dir import record_stage, save_stage_network
 from .precision import Precision
@@ -167,9 +168,8 @@ def train_dissimilarity(config: TrainConfig, out_dir: str | Path, work_dir: str 
     scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, mode='min', factor=cfg.plateau_factor,
                                                            patience=cfg.plateau_patience)
     checkpoint = Checkpoint(work)
-    start = resume_from(checkpoint, resume, STAGE, device,
-                        {'network': network, 'optimizer': optimizer, 'scheduler': scheduler}, dist,
-                        optional={'scaler': precision})
+    parts = {'network': network, 'optimizer': optimizer, 'scheduler': scheduler}  # what the checkpoint holds
+    start = resume_from(checkpoint, resume, STAGE, device, parts, dist, optional={'scaler': precision})
     epoch, step, history, elapsed = start.epoch, start.step, start.history, start.elapsed
     if start.resumed:
         log(f'dissimilarity: resuming {checkpoint.path} at epoch {epoch}, step {step}' + resumed_note(start, dist))
@@ -207,15 +207,8 @@ def train_dissimilarity(config: TrainConfig, out_dir: str | Path, work_dir: str 
                **{f'val_{k}': v for k, v in figures.items()}, 'time_s': timer.elapsed}
         history.append(row)
         logger.epoch(row)
-        if dist.is_main:
-            state = {'stage': STAGE, 'epoch': epoch, 'step': step, 'network': network.state_dict(),
-                     'optimizer': optimizer.state_dict(), 'scheduler': scheduler.state_dict(),
-                     'history': history, 'elapsed': timer.elapsed, 'config': config_to_dict(config),
-                     'processes': dist.world_size}
-            if precision.state_dict() is not None:
-                state['scaler'] = precision.state_dict()
-            checkpoint.save(config, state)
-        dist.barrier()
+        save_epoch(checkpoint, config, STAGE, parts, dist, precision, epoch=epoch, step=step, history=history,
+                   elapsed=timer.elapsed)
         log(f'dissimilarity epoch {epoch}/{cfg.epochs}: loss {row["loss"]:.4f}, val loss {figures["loss"]:.4f}, '
             f'AP {figures["ap"]:.4f}, FPR95 {figures["fpr95"]:.4f}, AUROC {figures["auroc"]:.4f}')
     logger.close()

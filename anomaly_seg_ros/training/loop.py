@@ -16,7 +16,7 @@ from ..errors import AnomalySegError
 from ..labels import IGNORE_INDEX, get_label_set
 from ..model_config import ModelConfig
 from .common import rng_for, seed_everything
-from .config import TrainConfig
+from .config import TrainConfig, config_to_dict
 from .distributed import Dist, DistributedError, init_distributed
 from .frames import check_data, open_frames
 from .model_dir import prepare_model_dir
@@ -33,6 +33,7 @@ __all__ = [
     'resume_from',
     'resumed_note',
     'run_record',
+    'save_epoch',
 ]
 
 
@@ -240,6 +241,21 @@ def resume_from(checkpoint: Any, resume: bool, stage: str, device: torch.device,
             part.load_state_dict(state[key])
     return StartPoint(state['epoch'], state['step'], state['history'], state['elapsed'], resumed=True,
                       processes=int(state.get('processes', 1)))
+
+
+def save_epoch(checkpoint: Any, config: TrainConfig, stage: str, parts: Mapping[str, Any], dist: Dist,
+               precision: Precision, *, epoch: int, step: int, history: list, elapsed: float) -> None:
+    """The end-of-epoch checkpoint, what :func:`resume_from` reads back: rank 0 writes ``parts`` (state-dict
+    key -> module, optimizer or scheduler) with the fp16 gradient scaler where there is one; every rank waits
+    until it is written."""
+    if dist.is_main:
+        state = {'stage': stage, 'epoch': epoch, 'step': step,
+                 **{key: part.state_dict() for key, part in parts.items()}, 'history': history,
+                 'elapsed': elapsed, 'config': config_to_dict(config), 'processes': dist.world_size}
+        if precision.state_dict() is not None:
+            state['scaler'] = precision.state_dict()
+        checkpoint.save(config, state)
+    dist.barrier()
 
 
 def resumed_note(start: StartPoint, dist: Dist) -> str:

@@ -26,7 +26,7 @@ from ..labels import IGNORE_INDEX, class_mapping
 from ..model_config import ModelConfig
 from ..networks import build_network, count_parameters, load_pretrained, resize_labels_nearest
 from .common import Checkpoint, NullLogger, RunLogger, StageResult, Timer, file_sha256, progress
-from .config import TrainConfig, config_to_dict
+from .config import TrainConfig
 from .frames import Frames, open_frames, resize_image, resize_nearest
 from .loop import (
     EpochData,
@@ -37,6 +37,7 @@ from .loop import (
     resume_from,
     resumed_note,
     run_record,
+    save_epoch,
 )
 from .model_dir import record_stage, save_stage_network
 
@@ -146,8 +147,8 @@ def train_segmentation(config: TrainConfig, out_dir: str | Path, work_dir: str |
     network = precision.module(build_network(STAGE, model.stage(STAGE).architecture).to(device))
     optimizer = torch.optim.SGD(network.parameters(), lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
     checkpoint = Checkpoint(work)
-    start = resume_from(checkpoint, resume, STAGE, device, {'network': network, 'optimizer': optimizer}, dist,
-                        optional={'scaler': precision})
+    parts = {'network': network, 'optimizer': optimizer}  # what the checkpoint holds
+    start = resume_from(checkpoint, resume, STAGE, device, parts, dist, optional={'scaler': precision})
     epoch, step, history, elapsed = start.epoch, start.step, start.history, start.elapsed
     if start.resumed:
         log(f'segmentation: resuming {checkpoint.path} at epoch {epoch}, step {step}' + resumed_note(start, dist))
@@ -194,14 +195,8 @@ def train_segmentation(config: TrainConfig, out_dir: str | Path, work_dir: str |
                'time_s': timer.elapsed}
         history.append(row)
         logger.epoch(row)
-        if dist.is_main:
-            state = {'stage': STAGE, 'epoch': epoch, 'step': step, 'network': network.state_dict(),
-                     'optimizer': optimizer.state_dict(), 'history': history, 'elapsed': timer.elapsed,
-                     'config': config_to_dict(config), 'processes': dist.world_size}
-            if precision.state_dict() is not None:
-                state['scaler'] = precision.state_dict()
-            checkpoint.save(config, state)
-        dist.barrier()
+        save_epoch(checkpoint, config, STAGE, parts, dist, precision, epoch=epoch, step=step, history=history,
+                   elapsed=timer.elapsed)
         log(f'segmentation epoch {epoch}/{cfg.epochs}: loss {row["loss"]:.4f}, val mIoU {figures["miou"]:.4f}, '
             f'pixel accuracy {figures["pixel_accuracy"]:.4f}')
     logger.close()

@@ -30,9 +30,18 @@ import torch.nn.functional as F
 from ..networks import build_network, multiscale_discriminator, one_hot, resize_bilinear, vgg19_features
 from ..uncertainty import PERCEPTUAL_LAYER_WEIGHTS
 from .common import Checkpoint, NullLogger, RunLogger, StageResult, Timer, progress
-from .config import SynthesisConfig, TrainConfig, config_to_dict
+from .config import SynthesisConfig, TrainConfig
 from .frames import Frames, open_frames, resize_nearest
-from .loop import EpochData, begin_stage, data_workers, normalize_images, resume_from, resumed_note, run_record
+from .loop import (
+    EpochData,
+    begin_stage,
+    data_workers,
+    normalize_images,
+    resume_from,
+    resumed_note,
+    run_record,
+    save_epoch,
+)
 from .model_dir import record_stage, save_stage_network
 from .predicted import PredictedFrames, stage_frames
 
@@ -165,9 +174,8 @@ def train_synthesis(config: TrainConfig, out_dir: str | Path, work_dir: str | Pa
     opt_g = torch.optim.Adam(generator.parameters(), lr=cfg.lr_g, betas=(cfg.beta1, cfg.beta2))
     opt_d = torch.optim.Adam(discriminator.parameters(), lr=cfg.lr_d, betas=(cfg.beta1, cfg.beta2))
     checkpoint = Checkpoint(work)
-    start = resume_from(checkpoint, resume, STAGE, device,
-                        {'generator': generator, 'discriminator': discriminator, 'opt_g': opt_g, 'opt_d': opt_d},
-                        dist, optional={'scaler': precision})
+    parts = {'generator': generator, 'discriminator': discriminator, 'opt_g': opt_g, 'opt_d': opt_d}
+    start = resume_from(checkpoint, resume, STAGE, device, parts, dist, optional={'scaler': precision})
     epoch, step, history, elapsed = start.epoch, start.step, start.history, start.elapsed
     if start.resumed:
         log(f'synthesis: resuming {checkpoint.path} at epoch {epoch}, step {step}' + resumed_note(start, dist))
@@ -247,15 +255,8 @@ def train_synthesis(config: TrainConfig, out_dir: str | Path, work_dir: str | Pa
                'val_l1': figures['l1'], 'time_s': timer.elapsed}
         history.append(row)
         logger.epoch(row)
-        if dist.is_main:
-            state = {'stage': STAGE, 'epoch': epoch, 'step': step, 'generator': generator.state_dict(),
-                     'discriminator': discriminator.state_dict(), 'opt_g': opt_g.state_dict(),
-                     'opt_d': opt_d.state_dict(), 'history': history, 'elapsed': timer.elapsed,
-                     'config': config_to_dict(config), 'processes': dist.world_size}
-            if precision.state_dict() is not None:
-                state['scaler'] = precision.state_dict()
-            checkpoint.save(config, state)
-        dist.barrier()
+        save_epoch(checkpoint, config, STAGE, parts, dist, precision, epoch=epoch, step=step, history=history,
+                   elapsed=timer.elapsed)
         log(f'synthesis epoch {epoch}/{cfg.epochs}: ' + ', '.join(f'{k} {v:.4f}' for k, v in row.items()
                                                                   if k not in ('epoch', 'step', 'time_s')))
     logger.close()
