@@ -14,7 +14,6 @@ steady state. A PNG of the RSS per frame is written with ``plot``.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import tempfile
 import time
@@ -30,6 +29,7 @@ from ..ros.node_process import NodeProcess, environment, free_domain_id, node_co
 from ..ros.outputs import OUTPUT_TOPICS
 from .frames import bench_frames
 from .machine import machine_info, process_rss_mb
+from .report import write_json
 from .soak import INPUT_TOPIC, FrameClient
 
 __all__ = ['MemoryCheckError', 'MemoryReport', 'main', 'run_memory_check']
@@ -251,9 +251,7 @@ def main(argv: Sequence[str] | None = None, prog: str = 'anomaly_seg bench --mem
         return 2
     print('\n'.join(report.lines()))
     if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(report.to_dict(), indent=2) + '\n')
-        print(f'JSON written to {args.json}')
+        print(f'JSON written to {write_json(report.to_dict(), args.json)}')
     if args.plot:
         print(f'plot written to {plot(report, args.plot)}')
     return 0 if report.passed else 1

@@ -22,7 +22,6 @@ need it.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import tempfile
 import time
@@ -39,6 +38,7 @@ from ..ros.conversions import header_stamp_from_cdr
 from ..ros.node_process import NODE_NAME, NodeProcess, environment, free_domain_id, node_command, ros_environment
 from .frames import bench_frames
 from .machine import load_average, machine_info, process_rss_mb
+from .report import write_json
 
 __all__ = ['INPUT_TOPIC', 'FrameClient', 'SoakError', 'SoakReport', 'main', 'run_soak']
 
@@ -345,9 +345,7 @@ def main(argv: Sequence[str] | None = None, prog: str = 'anomaly_seg bench --soa
         return 2
     print('\n'.join(report.lines()))
     if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(report.to_dict(), indent=2) + '\n')
-        print(f'JSON written to {args.json}')
+        print(f'JSON written to {write_json(report.to_dict(), args.json)}')
     return 0 if report.passed else 1
 
 
