@@ -2,7 +2,11 @@
 from __future__ import annotations
 
 import itertools
+import json
 import os
+import subprocess
+import sys
+from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
@@ -39,3 +43,28 @@ def shared_data() -> Path:
 def pytest_configure(config: pytest.Config) -> None:
     # Two cores here; keep torch from oversubscribing when several tests spawn processes.
     os.environ.setdefault('OMP_NUM_THREADS', '2')
+
+
+# -- pip's resolver for another platform, no install (the requirements tests) ------------------------
+_NETWORK_TROUBLE = ('Could not fetch URL', 'Connection', 'Temporary failure', 'Max retries', 'timed out')
+
+
+def pip_resolve(requirements: Sequence[str], python: str, machine: str, tmp_path: Path, what: str) -> list[dict]:
+    """The metadata (name, version, requires_dist, ...) of every distribution pip would install for
+    ``requirements`` (pip arguments: ``-r FILE`` or requirement strings) on manylinux ``machine`` with
+    Python ``python``. Skips the test when the package index cannot be reached; fails it, naming ``what``,
+    when the requirements do not resolve."""
+    report = tmp_path / f'pip_report_{python}_{machine}.json'
+    command = [sys.executable, '-m', 'pip', 'install', '--dry-run', '--quiet', '--ignore-installed',
+               '--target', str(tmp_path / 'target'), '--report', str(report), '--python-version', python,
+               '--only-binary=:all:', '--platform', f'manylinux2014_{machine}',
+               '--platform', f'manylinux_2_28_{machine}', *requirements]
+    try:
+        result = subprocess.run(command, capture_output=True, text=True, timeout=240)
+    except subprocess.TimeoutExpired:
+        pytest.skip('the package index did not answer within 240 s')
+    if result.returncode != 0:
+        if any(text in result.stderr for text in _NETWORK_TROUBLE) and 'ResolutionImpossible' not in result.stderr:
+            pytest.skip(f'package index unreachable: {result.stderr.strip().splitlines()[-1]}')
+        pytest.fail(f'{what} do not resolve for Python {python} {machine}:\n{result.stderr[-2000:]}')
+    return [item['metadata'] for item in json.loads(report.read_text())['install']]

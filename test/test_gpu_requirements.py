@@ -4,10 +4,7 @@ Uses pip's resolver against the package index, no install. pip evaluates environ
 running it whatever --platform and --python-version say, so the markers are evaluated here for the target first."""
 from __future__ import annotations
 
-import json
 import re
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -17,11 +14,12 @@ from packaging.specifiers import SpecifierSet
 
 from anomaly_seg_ros.runtime import cuda_memory
 
+from .conftest import pip_resolve
+
 ROOT = Path(__file__).resolve().parents[1]
 FILES = {12: ROOT / 'requirements' / 'gpu-cuda12.txt', 13: ROOT / 'requirements' / 'gpu-cuda13.txt'}
 # The first onnxruntime-gpu built for CUDA 13 on PyPI (1.26.0 was the last for CUDA 12).
 ORT_FIRST_CUDA13 = '1.27.0'
-_NETWORK_TROUBLE = ('Could not fetch URL', 'Connection', 'Temporary failure', 'Max retries', 'timed out')
 
 
 def _requirements(cuda: int) -> dict[str, Requirement]:
@@ -43,20 +41,9 @@ def _for_target(cuda: int, python: str, machine: str) -> list[str]:
 
 def _resolve(cuda: int, python: str, machine: str, tmp_path: Path) -> dict[str, dict]:
     """name -> the resolved distribution's metadata (version, requires_dist)."""
-    report = tmp_path / f'report_{cuda}_{python}_{machine}.json'
-    command = [sys.executable, '-m', 'pip', 'install', '--dry-run', '--quiet', '--ignore-installed',
-               '--target', str(tmp_path / 'target'), '--report', str(report), '--python-version', python,
-               '--only-binary=:all:', '--platform', f'manylinux2014_{machine}',
-               '--platform', f'manylinux_2_28_{machine}', *_for_target(cuda, python, machine)]
-    try:
-        result = subprocess.run(command, capture_output=True, text=True, timeout=240)
-    except subprocess.TimeoutExpired:
-        pytest.skip('the package index did not answer within 240 s')
-    if result.returncode != 0:
-        if any(text in result.stderr for text in _NETWORK_TROUBLE) and 'ResolutionImpossible' not in result.stderr:
-            pytest.skip(f'package index unreachable: {result.stderr.strip().splitlines()[-1]}')
-        pytest.fail(f'{FILES[cuda].name} does not resolve for Python {python} {machine}:\n{result.stderr[-2000:]}')
-    return {item['metadata']['name'].lower(): item['metadata'] for item in json.loads(report.read_text())['install']}
+    metadata = pip_resolve(_for_target(cuda, python, machine), python, machine, tmp_path,
+                           f'the requirements of {FILES[cuda].name}')
+    return {item['name'].lower(): item for item in metadata}
 
 
 def _cuda_libraries(metadata: dict) -> list[str]:

@@ -2,35 +2,21 @@
 numpy 2 or a pip OpenCV over the distribution's. Uses pip's resolver against the package index, no install."""
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
+from .conftest import pip_resolve
+
 ROOT = Path(__file__).resolve().parents[1]
 # (Python, the distribution's numpy): Ubuntu 22.04 (Humble, JetPack 6) and 24.04 (Jazzy, Kilted).
 DISTRIBUTIONS = [('3.10', '1.21.5'), ('3.12', '1.26.4')]
-_NETWORK_TROUBLE = ('Could not fetch URL', 'Connection', 'Temporary failure', 'Max retries', 'timed out')
 
 
 def _resolve(python: str, machine: str, tmp_path: Path) -> list[tuple[str, str]]:
-    report = tmp_path / f'report_{python}_{machine}.json'
-    command = [sys.executable, '-m', 'pip', 'install', '--dry-run', '--quiet', '--ignore-installed',
-               '--target', str(tmp_path / 'target'), '--report', str(report), '--python-version', python,
-               '--only-binary=:all:', '--platform', f'manylinux2014_{machine}',
-               '--platform', f'manylinux_2_28_{machine}', '-r', str(ROOT / 'requirements' / 'robot.txt')]
-    try:
-        result = subprocess.run(command, capture_output=True, text=True, timeout=240)
-    except subprocess.TimeoutExpired:
-        pytest.skip('the package index did not answer within 240 s')
-    if result.returncode != 0:
-        if any(text in result.stderr for text in _NETWORK_TROUBLE) and 'ResolutionImpossible' not in result.stderr:
-            pytest.skip(f'package index unreachable: {result.stderr.strip().splitlines()[-1]}')
-        pytest.fail(f'robot requirements do not resolve for Python {python} {machine}:\n{result.stderr[-2000:]}')
-    return [(item['metadata']['name'].lower(), item['metadata']['version'])
-            for item in json.loads(report.read_text())['install']]
+    metadata = pip_resolve(['-r', str(ROOT / 'requirements' / 'robot.txt')], python, machine, tmp_path,
+                       'robot requirements')
+    return [(item['name'].lower(), item['version']) for item in metadata]
 
 
 @pytest.mark.parametrize('machine', ['x86_64', 'aarch64'])
