@@ -5,10 +5,24 @@ backend in a run gets the same frame at the same step.
 """
 from __future__ import annotations
 
+import argparse
+
 import cv2
 import numpy as np
 
-__all__ = ['bench_frames']
+__all__ = ['bench_frames', 'frame_size_argument']
+
+
+def frame_size_argument(text: str) -> tuple[int, int]:
+    """``WIDTHxHEIGHT`` on a command line -> (width, height), both positive (an argparse ``type``)."""
+    width, _, height = text.lower().partition('x')
+    try:
+        size = int(width), int(height)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f'expected WIDTHxHEIGHT, e.g. 640x480, got {text!r}') from None
+    if min(size) < 1:
+        raise argparse.ArgumentTypeError(f'sizes must be positive, got {text!r}')
+    return size
 
 
 def bench_frames(width: int, height: int, count: int = 4, seed: int = 0) -> list[np.ndarray]:

@@ -27,7 +27,7 @@ import numpy as np
 from ..errors import AnomalySegError
 from ..ros.node_process import NodeProcess, environment, free_domain_id, node_command, ros_environment
 from ..ros.outputs import OUTPUT_TOPICS
-from .frames import bench_frames
+from .frames import bench_frames, frame_size_argument
 from .machine import machine_info, process_rss_mb
 from .report import write_json
 from .soak import INPUT_TOPIC, FrameClient
@@ -210,25 +210,15 @@ def plot(report: MemoryReport, path: Path) -> Path:
     return path
 
 
-def _size(text: str) -> tuple[int, int]:
-    width, _, height = text.lower().partition('x')
-    try:
-        size = int(width), int(height)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f'expected WIDTHxHEIGHT, e.g. 1280x720, got {text!r}') from None
-    if min(size) < 1:
-        raise argparse.ArgumentTypeError(f'sizes must be positive, got {text!r}')
-    return size
-
-
 def main(argv: Sequence[str] | None = None, prog: str = 'anomaly_seg bench --memory') -> int:
     """``anomaly_seg bench --memory ...``: run the check, print its figures; exit 1 when it fails."""
     parser = argparse.ArgumentParser(prog=prog, description=__doc__.split('\n\n')[0])
     parser.add_argument('--models', type=Path, help='model directory (default: the shipped default model)')
     parser.add_argument('--backend', default='onnxruntime', choices=('onnxruntime', 'tensorrt', 'torch'))
     parser.add_argument('--device', help="cpu, cuda or cuda:N (default: the node's choice)")
-    parser.add_argument('--normal-size', type=_size, default=(1280, 720), metavar='WxH', help='default 1280x720')
-    parser.add_argument('--large-size', type=_size, default=LARGEST_DEFAULT_FRAME, metavar='WxH',
+    parser.add_argument('--normal-size', type=frame_size_argument, default=(1280, 720), metavar='WxH',
+                        help='default 1280x720')
+    parser.add_argument('--large-size', type=frame_size_argument, default=LARGEST_DEFAULT_FRAME, metavar='WxH',
                         help='the large frame (default 4096x2160, the largest the default max_frame_pixels accepts)')
     parser.add_argument('--steady-frames', type=int, default=8, metavar='N', help='default 8')
     parser.add_argument('--recovery-frames', type=int, default=10, metavar='N', help='default 10')

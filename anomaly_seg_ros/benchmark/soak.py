@@ -36,7 +36,7 @@ from ..errors import AnomalySegError
 from ..ros.client import ClientNode, publish_stamped
 from ..ros.conversions import header_stamp_from_cdr
 from ..ros.node_process import NODE_NAME, NodeProcess, environment, free_domain_id, node_command, ros_environment
-from .frames import bench_frames
+from .frames import bench_frames, frame_size_argument
 from .machine import load_average, machine_info, process_rss_mb
 from .report import write_json
 
@@ -300,14 +300,6 @@ def run_soak(model_dir: str | Path | None = None, *, backend: str = 'onnxruntime
         rss_series_mb=[round(v, 1) for v in rss])
 
 
-def _size(text: str) -> tuple[int, int]:
-    width, _, height = text.lower().partition('x')
-    try:
-        return int(width), int(height)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f'expected WIDTHxHEIGHT, e.g. 640x480, got {text!r}') from None
-
-
 def main(argv: Sequence[str] | None = None, prog: str = 'anomaly_seg bench --soak') -> int:
     """``anomaly_seg bench --soak ...``: run a soak, print its figures; exit 1 when a check fails."""
     parser = argparse.ArgumentParser(prog=prog,
@@ -320,7 +312,8 @@ def main(argv: Sequence[str] | None = None, prog: str = 'anomaly_seg bench --soa
     parser.add_argument('--rate', type=float, metavar='HZ', help='camera rate (default: --rate-factor x pipeline rate)')
     parser.add_argument('--rate-factor', type=float, default=4.0, help='times the pipeline rate (default 4)')
     parser.add_argument('--max-rate', type=float, default=200.0, metavar='HZ', help='rate cap (default 200)')
-    parser.add_argument('--input-size', type=_size, default=(640, 480), metavar='WxH', help='frames (default 640x480)')
+    parser.add_argument('--input-size', type=frame_size_argument, default=(640, 480), metavar='WxH',
+                        help='frames (default 640x480)')
     parser.add_argument('--outputs', default='anomaly', help='output topics to subscribe, comma-separated')
     parser.add_argument('--rss-growth-limit', type=float, default=50.0, metavar='MB', help='RSS check (default 50)')
     parser.add_argument('--domain-id', type=int, help='ROS_DOMAIN_ID of the node (default: from this process id)')
