@@ -171,29 +171,32 @@ class _Inputs:
         return None if item is None else dict(item)
 
 
-def _quantize_stage(source: Path, target: Path, inputs: Sequence[Mapping[str, np.ndarray]], method: str,
-                    symmetric: bool) -> None:
-    """``symmetric``: int8 activations with zero point 0 (TensorRT); else uint8 (ONNX Runtime on x86)."""
-    from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
+def _prepare(source: Path, target: Path) -> None:
+    """Shape inference and ONNX Runtime's own folding, as onnxruntime recommends before static quantization."""
     from onnxruntime.quantization.shape_inference import quant_pre_process
+
+    quant_pre_process(str(source), str(target), skip_symbolic_shape=True)
+
+
+def _quantize_stage(source: Path, prepared: Path, target: Path, inputs: Sequence[Mapping[str, np.ndarray]],
+                    method: str, symmetric: bool) -> None:
+    """Quantize ``prepared`` (:func:`_prepare` of the FP32 graph ``source``) into ``target``. ``symmetric``: int8
+    activations with zero point 0 (TensorRT); else uint8 (ONNX Runtime on x86)."""
+    from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
 
     methods = {'minmax': CalibrationMethod.MinMax, 'percentile': CalibrationMethod.Percentile,
                'entropy': CalibrationMethod.Entropy}
-    with tempfile.TemporaryDirectory() as scratch:
-        prepared = Path(scratch) / 'prepared.onnx'
-        # Shape inference and ORT's own folding first, as onnxruntime recommends for static quantization.
-        quant_pre_process(str(source), str(prepared), skip_symbolic_shape=True)
-        # The quantizer warns on the root logger for every rank-1 normalization constant it cannot quantize
-        # per channel (hundreds of lines, expected: they stay per tensor).
-        logging.disable(logging.WARNING)
-        try:
-            quantize_static(str(prepared), str(target), _Inputs(inputs), quant_format=QuantFormat.QDQ,
-                            per_channel=True, weight_type=QuantType.QInt8,
-                            activation_type=QuantType.QInt8 if symmetric else QuantType.QUInt8,
-                            calibrate_method=methods[method],
-                            extra_options={'ActivationSymmetric': symmetric, 'WeightSymmetric': True})
-        finally:
-            logging.disable(logging.NOTSET)
+    # The quantizer warns on the root logger for every rank-1 normalization constant it cannot quantize
+    # per channel (hundreds of lines, expected: they stay per tensor).
+    logging.disable(logging.WARNING)
+    try:
+        quantize_static(str(prepared), str(target), _Inputs(inputs), quant_format=QuantFormat.QDQ,
+                        per_channel=True, weight_type=QuantType.QInt8,
+                        activation_type=QuantType.QInt8 if symmetric else QuantType.QUInt8,
+                        calibrate_method=methods[method],
+                        extra_options={'ActivationSymmetric': symmetric, 'WeightSymmetric': True})
+    finally:
+        logging.disable(logging.NOTSET)
     # Keep the graph's metadata (num_classes, ...): the backends check it against model.yaml.
     original, quantized = onnx.load(str(source), load_external_data=False), onnx.load(str(target))
     del quantized.metadata_props[:]
@@ -323,13 +326,18 @@ def quantize_model(model_dir: str | Path, calibration_frames: Sequence[np.ndarra
     reasons: dict[str, str] = {}
     speed: dict[str, dict[str, float]] = {}
     try:
+        prepared: dict[str, Path] = {}  # each stage's graph prepared once, for every method and variant
+
         def quantize(stages: Sequence[str], method: str, symmetric: bool) -> dict[str, str]:
             files = {}
             for stage in stages:
                 say(f'quantizing {stage} ({method}, {"symmetric int8" if symmetric else "uint8"} activations) ...')
+                source = stage_file(model_dir, config, stage, 'onnx')
+                if stage not in prepared:
+                    prepared[stage] = work / f'{stage}.prepared.onnx'
+                    _prepare(source, prepared[stage])
                 name = f'{work.name}/{stage}.{method}.{"int8-tensorrt" if symmetric else "int8"}.onnx'
-                _quantize_stage(stage_file(model_dir, config, stage, 'onnx'), model_dir / name, inputs[stage],
-                                method, symmetric)
+                _quantize_stage(source, prepared[stage], model_dir / name, inputs[stage], method, symmetric)
                 files[stage] = name
             return files
 
