@@ -19,7 +19,8 @@ import os
 
 from ament_index_python.packages import PackageNotFoundError, get_package_prefix
 from launch import LaunchDescription
-from launch.actions import DeclareLaunchArgument, LogInfo, OpaqueFunction
+from launch.actions import DeclareLaunchArgument, OpaqueFunction
+from launch.logging import get_logger
 from launch.substitutions import LaunchConfiguration, PathJoinSubstitution
 from launch_ros.actions import Node
 from launch_ros.substitutions import FindPackageShare
@@ -77,8 +78,10 @@ def _nodes(context, *args, **kwargs):
     if LaunchConfiguration('rviz').perform(context).lower() in ('true', '1'):
         if not _installed('rviz2'):
             # Warn and go on: failing here would stop launch after the node started, leaving it orphaned.
-            return nodes + [LogInfo(msg='rviz:=true but rviz2 is not installed (sudo apt install '
-                                        'ros-$ROS_DISTRO-rviz2); starting the node without RViz')]
+            # LogInfo has no level (launch's Log action is newer than Humble): launch's user logger, as LogInfo.
+            get_logger('launch.user').warning('rviz:=true but rviz2 is not installed (sudo apt install '
+                                              'ros-$ROS_DISTRO-rviz2); starting the node without RViz')
+            return nodes
         nodes.append(Node(
             package='rviz2',
             executable='rviz2',

@@ -15,7 +15,8 @@ RVIZ_FILE = ROOT / 'config' / 'anomaly_seg.rviz'
 # What the launch file may use: all of it exists in ROS 2 Humble's launch and launch_ros.
 HUMBLE_API = {
     'launch': {'LaunchDescription'},
-    'launch.actions': {'DeclareLaunchArgument', 'LogInfo', 'OpaqueFunction'},
+    'launch.actions': {'DeclareLaunchArgument', 'OpaqueFunction'},
+    'launch.logging': {'get_logger'},
     'launch.substitutions': {'LaunchConfiguration', 'PathJoinSubstitution'},
     'launch_ros.actions': {'Node'},
     'launch_ros.substitutions': {'FindPackageShare'},

@@ -185,7 +185,8 @@ def test_remapped_image_model_dir_and_backend_reach_the_node_and_missing_rviz_on
     facts = _node_facts(probe, process, '/front/image_raw')
     assert facts['model_dir'] == str(DEMO_MODELS) and facts['backend'] == 'onnxruntime'
     assert facts['input_topic'] == '/front/image_raw (raw)'
-    assert 'rviz2 is not installed' in _log(process)
+    (warning,) = [line for line in _log(process).splitlines() if 'rviz2 is not installed' in line]
+    assert warning.startswith('[WARNING] [launch.user]:'), warning  # a warning, not INFO
 
     from probe import image_msg, stamp_ns
 
