@@ -39,7 +39,13 @@ from ..stages import STAGE_ORDER
 from . import parameters
 from .conversions import compressed_msg_to_rgb, image_msg_to_rgb
 from .diagnostics import NodeStatistics, diagnostic_array
-from .node_process import PROFILE_FILE_NAME, QOS_FROM_XML_VARIABLES, dds_profile_environment, dds_profile_in_use
+from .node_process import (
+    PROFILE_FILE_NAME,
+    QOS_FROM_XML_VARIABLES,
+    dds_profile_environment,
+    dds_profile_in_use,
+    dds_summary,
+)
 from .outputs import OutputSet, required_outputs, serialized_images_round_trip
 from .parameters import HeatmapStyle
 from .throttle import LogThrottle
@@ -189,7 +195,8 @@ class AnomalySegNode(Node):
                 f'stage input sizes (WxH): {sizes}; input {facts["input_topic"]}, '
                 f'{self._settings.input_reliability} depth {self._settings.input_depth}; output size '
                 f'{facts["output_size"]}, publishing {facts["publishing"]}; outputs under '
-                f'{self.get_fully_qualified_name()}/: {", ".join(self._settings.outputs)}')
+                f'{self.get_fully_qualified_name()}/: {", ".join(self._settings.outputs)}; '
+                f'DDS {dds_summary(get_rmw_implementation_identifier())}')
 
     # --- callbacks (executor thread) --------------------------------------------------------
     def _on_image(self, msg: Any) -> None:

@@ -30,6 +30,7 @@ __all__ = [
     'NodeProcess',
     'dds_profile_environment',
     'dds_profile_in_use',
+    'dds_summary',
     'environment',
     'free_domain_id',
     'node_command',
@@ -91,6 +92,29 @@ def dds_profile_environment() -> dict[str, str]:
 def dds_profile_in_use() -> str | None:
     """The Fast DDS profile file that a participant started now would read (None: Fast DDS's defaults)."""
     return next((os.environ[name] for name in DDS_PROFILE_VARIABLES if os.environ.get(name)), None)
+
+
+def dds_summary(rmw_implementation: str, variables: Mapping[str, str] | None = None) -> str:
+    """The node's start-up words on DDS: the RMW implementation and, with Fast DDS, the profile file in effect
+    (the variable it comes from, or ``none``) and whether ``RMW_FASTRTPS_USE_QOS_FROM_XML=1`` lets rmw_fastrtps
+    apply its history memory policy and publish mode. ``variables`` defaults to ``os.environ``.
+
+    Fast DDS 2 (Humble, Iron, Jazzy) reads only FASTRTPS_DEFAULT_PROFILES_FILE; Fast DDS 3 (Kilted and
+    later) reads FASTDDS_DEFAULT_PROFILES_FILE and the older name too. With ``ROS_DISTRO`` unset, both count.
+    """
+    env = os.environ if variables is None else variables
+    if not rmw_implementation.startswith('rmw_fastrtps'):
+        return f'{rmw_implementation} (no Fast DDS profile)'
+    fast_dds_2 = env.get('ROS_DISTRO', '').lower() in _FAST_DDS_2_DISTROS
+    read = ('FASTRTPS_DEFAULT_PROFILES_FILE',) if fast_dds_2 else DDS_PROFILE_VARIABLES
+    variable = next((name for name in read if env.get(name)), None)
+    if variable is None:
+        ignored = [name for name in DDS_PROFILE_VARIABLES if env.get(name) and name not in read]
+        note = f' ({", ".join(ignored)} is set, but this Fast DDS does not read it)' if ignored else ''
+        return f'{rmw_implementation}, profile none{note}'
+    qos_from_xml = all(env.get(name) == value for name, value in QOS_FROM_XML_VARIABLES.items())
+    return (f'{rmw_implementation}, profile {env[variable]} ({variable}), '
+            f'QoS from XML {"on" if qos_from_xml else "off"}')
 
 
 def ros_environment(domain_id: int, *, localhost: bool = True, dds_profile: bool = True) -> dict[str, str]:

@@ -177,6 +177,11 @@ def test_default_arguments_start_the_shipped_model_with_the_profile_and_sigint_e
     assert _session_processes(process.pid) == [], 'processes left after launch ended'
     output = _log(process)
     assert 'history memory' not in output  # the launch file set RMW_FASTRTPS_USE_QOS_FROM_XML with the profile
+    if 'DDS rmw_fastrtps' in output:  # the start-up line names the profile in effect (ROS_DISTRO unset: FASTDDS_)
+        assert (f"profile {share / 'config' / 'fastdds_large_images.xml'} (FASTDDS_DEFAULT_PROFILES_FILE), "
+                'QoS from XML on') in output, output
+    else:
+        assert 'DDS rmw_' in output, output
     assert 'Traceback' not in output, output
 
 
