@@ -28,14 +28,30 @@ def test_robot_requirements_resolve_without_numpy_2_or_a_pip_opencv(python, dist
     assert int(installed.get('numpy', distribution_numpy).split('.')[0]) == 1
 
 
-def test_package_xml_declares_every_ros_package_the_code_imports():
-    import re
+ROS_PACKAGES = {'rclpy', 'rcl_interfaces', 'ament_index_python', 'sensor_msgs', 'std_msgs', 'diagnostic_msgs',
+                'cv_bridge', 'launch', 'launch_ros', 'builtin_interfaces', 'ros2launch'}
+
+
+def _declared(*tags: str) -> set[str]:
     import xml.etree.ElementTree as ET
 
-    declared = {e.text for e in ET.parse(ROOT / 'package.xml').getroot() if e.tag in ('exec_depend', 'depend')}
-    ros_packages = {'rclpy', 'rcl_interfaces', 'ament_index_python', 'sensor_msgs', 'std_msgs', 'diagnostic_msgs',
-                    'cv_bridge', 'launch', 'launch_ros', 'builtin_interfaces'}
-    pattern = re.compile(r'^\s*(?:from|import) (\w+)', re.MULTILINE)
-    imported = {name for path in [*(ROOT / 'anomaly_seg_ros').rglob('*.py'), *(ROOT / 'launch').glob('*.py')]
-                for name in pattern.findall(path.read_text())} & ros_packages
-    assert imported - declared == set()
+    return {e.text for e in ET.parse(ROOT / 'package.xml').getroot() if e.tag in tags}
+
+
+def _ros_packages_imported(paths) -> set[str]:
+    import re
+
+    pattern = re.compile(r'^\s*(?:from|import) (\w+)|importorskip\(\'(\w+)', re.MULTILINE)
+    return {name for path in paths for match in pattern.findall(path.read_text()) for name in match} & ROS_PACKAGES
+
+
+def test_package_xml_declares_every_ros_package_the_code_imports():
+    imported = _ros_packages_imported([*(ROOT / 'anomaly_seg_ros').rglob('*.py'), *(ROOT / 'launch').glob('*.py')])
+    assert imported - _declared('exec_depend', 'depend') == set()
+
+
+def test_package_xml_declares_every_ros_package_the_tests_import():
+    # colcon test on a robot: what only the tests use (ros2launch runs the launch file) is a test_depend.
+    imported = _ros_packages_imported((ROOT / 'test').rglob('*.py'))
+    assert {'rclpy', 'ros2launch'} <= imported  # the scan sees the tests' imports
+    assert imported - _declared('exec_depend', 'depend', 'test_depend') == set()
