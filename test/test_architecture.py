@@ -21,7 +21,12 @@ RUNTIME_MODULES = [
     'anomaly_seg_ros.runtime.tensorrt_backend',
     'anomaly_seg_ros.ros.node',
     'anomaly_seg_ros.cli',
+    # the robot's engine build (export --tensorrt): TensorRT and cuda-python, no torch installed there
+    'anomaly_seg_ros.export',
+    'anomaly_seg_ros.export.tensorrt_build',
 ]
+# What works without ROS installed: the demo's frame sources and pictures.
+ROS_FREE_MODULES = ['anomaly_seg_ros.demo', 'anomaly_seg_ros.demo.sources', 'anomaly_seg_ros.demo.output']
 
 
 def _imported_roots(path: Path) -> set[str]:
@@ -42,14 +47,13 @@ def test_only_the_ros_layer_and_bag_tools_import_ros_packages():
     offenders = []
     for path in _sources():
         relative = path.relative_to(PACKAGE).as_posix()
-        if relative.startswith(('ros/', 'commands/')) or relative in ('bags.py', 'demo.py', 'benchmark/node.py',
-                                                                       'benchmark/soak.py') \
-                or relative.startswith('bags/'):
+        if relative.startswith(('ros/', 'bags/', 'demo/')) \
+                or relative in ('benchmark/node.py', 'benchmark/soak.py'):
             continue
         found = _imported_roots(path) & ROS_MODULES
         if found:
             offenders.append(f'{relative}: {sorted(found)}')
-    assert not offenders, 'ROS imports outside ros/ and bags: ' + '; '.join(offenders)
+    assert not offenders, 'ROS imports outside ros/, bags/, demo/ and the node benchmarks: ' + '; '.join(offenders)
 
 
 def test_pure_pytorch_networks_import_neither_ros_nor_the_runtime_layers():
@@ -70,6 +74,31 @@ def test_runtime_path_never_imports_torch():
     result = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == 'False', 'a runtime module imported torch'
+
+
+def test_the_demo_sources_and_pictures_import_no_ros():
+    code = ('import sys, importlib\n'
+            f'for name in {ROS_FREE_MODULES!r}:\n'
+            '    importlib.import_module(name)\n'
+            f'print(sorted(set(sys.modules) & {ROS_MODULES!r}))\n')
+    result = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == '[]', f'ROS packages imported: {result.stdout.strip()}'
+
+
+@pytest.mark.parametrize('package', ['anomaly_seg_ros.export', 'anomaly_seg_ros.demo'])
+def test_lazy_packages_give_every_name_of_their_all_from_its_home_module(package):
+    import importlib
+
+    module = importlib.import_module(package)
+    homes = module._HOMES
+    assert sorted(module.__all__) == sorted(name for names in homes.values() for name in names)
+    for home, names in homes.items():
+        submodule = importlib.import_module(f'{package}.{home}')
+        missing = set(names) - set(submodule.__all__)
+        assert not missing, f'{package}.{home} does not export {sorted(missing)}'
+        for name in names:
+            assert getattr(module, name) is getattr(submodule, name)
 
 
 @pytest.mark.parametrize('path', _sources(), ids=lambda p: p.relative_to(PACKAGE).as_posix())

@@ -22,9 +22,9 @@ from anomaly_seg_ros.export import (  # noqa: E402
     load_frames,
     reference_outputs,
 )
+from anomaly_seg_ros.export.fp16 import count_ops_by_type  # noqa: E402
 from anomaly_seg_ros.imaging import prepare_image  # noqa: E402
 from anomaly_seg_ros.model_config import load_model_config  # noqa: E402
-from anomaly_seg_ros.onnx_fp16 import count_ops_by_type  # noqa: E402
 from anomaly_seg_ros.pipeline import FLOAT_OUTPUTS, AnomalyPipeline  # noqa: E402
 from anomaly_seg_ros.runtime.onnxruntime_backend import OnnxRuntimeBackend  # noqa: E402
 from anomaly_seg_ros.stage_modules import load_stage_modules  # noqa: E402
@@ -132,7 +132,7 @@ def test_cli_exports_and_exits_non_zero_when_parity_fails(dirs, tmp_path, capsys
     assert cli.main(['export', '--models', str(source), '--out', str(tmp_path / 'cli')]) == 0
     out = capsys.readouterr().out
     assert '4 stages exported' in out and '[fp32] dissimilarity' in out
-    monkeypatch.setattr('anomaly_seg_ros.export.compare_stages', _failing_comparison)
+    monkeypatch.setattr('anomaly_seg_ros.export.onnx_export.compare_stages', _failing_comparison)
     assert cli.main(['export', '--models', str(source), '--out', str(tmp_path / 'cli2')]) == 2
     assert 'does not reproduce PyTorch' in capsys.readouterr().err
 

@@ -17,14 +17,15 @@ sys.path.insert(0, str(Path(__file__).resolve().parent / 'runtime'))  # tiny_mod
 from fake_tensorrt import make_fake_trt, patch_cuda, patch_trt  # noqa: E402
 from tiny_models import tiny_model_dirs  # noqa: E402
 
-from anomaly_seg_ros import cli, quantization  # noqa: E402
+from anomaly_seg_ros import cli  # noqa: E402
 from anomaly_seg_ros.errors import ModelError  # noqa: E402
+from anomaly_seg_ros.export import quantization  # noqa: E402
+from anomaly_seg_ros.export.quantization import AccuracyCheck, Int8Margins, QuantizationError, quantize_model  # noqa: E402
+from anomaly_seg_ros.export.tensorrt_build import build_engines, build_settings  # noqa: E402
 from anomaly_seg_ros.model_config import load_model_config  # noqa: E402
 from anomaly_seg_ros.pipeline import AnomalyPipeline  # noqa: E402
-from anomaly_seg_ros.quantization import AccuracyCheck, Int8Margins, QuantizationError, quantize_model  # noqa: E402
 from anomaly_seg_ros.runtime.onnxruntime_backend import OnnxRuntimeBackend  # noqa: E402
 from anomaly_seg_ros.runtime.stage_files import ONNX_INT8  # noqa: E402
-from anomaly_seg_ros.runtime.tensorrt_build import build_engines, build_settings  # noqa: E402
 from anomaly_seg_ros.stages import STAGE_ORDER  # noqa: E402
 
 pytestmark = pytest.mark.slow

@@ -42,7 +42,8 @@ def default_cache_dir() -> Path:
 def _graph_sources() -> str:
     """Digest of the code that shapes the exported graphs: a change there makes cached models stale."""
     package = Path(__file__).resolve().parents[1]
-    files = [package / name for name in ('export.py', 'onnx_fp16.py', 'stage_modules.py', 'uncertainty.py')]
+    files = [package / name for name in ('export/onnx_export.py', 'export/fp16.py', 'stage_modules.py',
+                                          'uncertainty.py')]
     files += sorted((package / 'networks').glob('*.py'))
     digest = hashlib.sha256()
     for path in files:
@@ -103,7 +104,7 @@ def _export(source: Path, out: Path, fp16: bool) -> None:
 
 
 def _ensure_engines(model_dir: Path, precision: str, device: str | None) -> None:
-    from ..runtime.tensorrt_build import build_engines
+    from ..export import build_engines
 
     config = load_model_config(model_dir)
     meta = config.tensorrt or {}

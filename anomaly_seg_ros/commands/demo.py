@@ -48,8 +48,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..demo import DemoOptions, run_demo
-    from ..demo_sources import bag_source, folder_source, synthetic_source
+    from ..demo import DemoOptions, bag_source, folder_source, run_demo, synthetic_source
     from ..resources import DEMO_MODEL_NAME, default_model_dir
 
     if args.frames is not None and args.frames < 1:

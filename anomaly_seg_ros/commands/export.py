@@ -111,7 +111,7 @@ def _copy_exported(models: Path, out: Path) -> None:
 
 
 def _build(args: argparse.Namespace) -> None:
-    from ..runtime.tensorrt_build import build_engines
+    from ..export import build_engines
 
     precision = 'int8' if args.int8 else 'fp16' if args.fp16 else 'fp32'
     config = build_engines(args.out, precision=precision, workspace_gb=args.workspace_gb, verbose=args.tensorrt_verbose,
@@ -123,7 +123,7 @@ def _build(args: argparse.Namespace) -> None:
 
 def _quantize(args: argparse.Namespace) -> None:
     from ..data import open_dataset
-    from ..quantization import Int8Margins, quantize_model
+    from ..export import Int8Margins, quantize_model
 
     kind, root, split = args.calibration
     split = split or ('train' if kind in ('camvid', 'cityscapes', 'synthetic') else None)

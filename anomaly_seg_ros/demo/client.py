@@ -1,6 +1,6 @@
 """The demo's own ROS node: publishes camera frames, gathers each frame's complete set of outputs.
 
-Used by :mod:`anomaly_seg_ros.demo`. Spins in a thread of its own; completed frames (every output
+Used by :mod:`.run`. Spins in a thread of its own; completed frames (every output
 topic received for one input stamp) come out of :attr:`DemoClient.completed` as
 ``(stamp_ns, received_time_s, {topic: sensor_msgs/Image})``.
 """
@@ -17,9 +17,9 @@ from rclpy.qos import QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import Image
 from std_msgs.msg import Header
 
-from .client import ClientNode, publish_stamped
-from .node_process import NODE_NAME
-from .outputs import image_message
+from ..ros.client import ClientNode, publish_stamped
+from ..ros.node_process import NODE_NAME
+from ..ros.outputs import image_message
 
 __all__ = ['IMAGE_TOPIC', 'DemoClient']
 

@@ -11,7 +11,7 @@ Layout of the output folder::
     <out>/summary.json                  frame counts, rates, latency, node diagnostics
     <out>/node.log                      the node's log
 
-numpy and OpenCV only; the ROS side (:mod:`.demo`) hands over arrays.
+numpy and OpenCV only; the ROS side (:mod:`.run`) hands over arrays.
 """
 from __future__ import annotations
 
@@ -24,7 +24,7 @@ from typing import Any
 import cv2
 import numpy as np
 
-from .visualization import colorize_heatmap, contact_sheet
+from ..visualization import colorize_heatmap, contact_sheet
 
 __all__ = ['SHEET_COLUMNS', 'DemoSummary', 'OutputWriter', 'format_summary', 'picture_path', 'write_contact_sheet']
 

@@ -2,9 +2,9 @@
 
 :func:`run_demo` starts ``anomaly_seg_node`` with the shipped (or given) models and the default
 parameters on a ROS domain of its own (``ROS_DOMAIN_ID`` when the user set one), publishes the
-frames of a :class:`~.demo_sources.FrameSource` like a camera (fixed rate; the node drops what it
+frames of a :class:`~.sources.FrameSource` like a camera (fixed rate; the node drops what it
 cannot keep up with) or one at a time (``rate_hz=0``), receives every output topic, writes the
-pictures (:mod:`.demo_output`) and measures the achieved frame rate and latency. Ctrl-C stops the
+pictures (:mod:`.output`) and measures the achieved frame rate and latency. Ctrl-C stops the
 stream and the node process.
 """
 from __future__ import annotations
@@ -20,13 +20,10 @@ from typing import Any
 
 import numpy as np
 
-from .demo_output import DemoSummary, OutputWriter, format_summary, write_contact_sheet
-from .demo_sources import Frame, FrameSource
-from .errors import AnomalySegError
-from .resources import default_model_dir
-from .ros.conversions import image_msg_to_array
-from .ros.demo_client import IMAGE_TOPIC, DemoClient
-from .ros.node_process import (
+from ..errors import AnomalySegError
+from ..resources import default_model_dir
+from ..ros.conversions import image_msg_to_array
+from ..ros.node_process import (
     DISCOVERY_VARIABLES,
     NODE_PROGRAM,
     NodeProcess,
@@ -35,7 +32,10 @@ from .ros.node_process import (
     node_command,
     ros_environment,
 )
-from .ros.outputs import OUTPUT_TOPICS
+from ..ros.outputs import OUTPUT_TOPICS
+from .client import IMAGE_TOPIC, DemoClient
+from .output import DemoSummary, OutputWriter, format_summary, write_contact_sheet
+from .sources import Frame, FrameSource
 
 __all__ = ['DemoError', 'DemoOptions', 'run_demo']
 
@@ -77,7 +77,7 @@ def _start_node(options: DemoOptions, model_dir: Path, env: dict[str, str], log_
 
 
 def _domain_id() -> int:
-    """The user's ``ROS_DOMAIN_ID``, else :func:`~.ros.node_process.free_domain_id`."""
+    """The user's ``ROS_DOMAIN_ID``, else :func:`~..ros.node_process.free_domain_id`."""
     value = os.environ.get('ROS_DOMAIN_ID', '').strip()
     if value:
         if not value.isdigit():

@@ -13,8 +13,8 @@ from typing import NamedTuple
 
 import numpy as np
 
-from .data.sample import list_images, read_rgb, require_dir
-from .errors import DatasetError, ImageConversionError
+from ..data.sample import list_images, read_rgb, require_dir
+from ..errors import DatasetError, ImageConversionError
 
 __all__ = ['Frame', 'FrameSource', 'bag_source', 'folder_source', 'synthetic_source']
 
@@ -44,7 +44,7 @@ def synthetic_source(count: int = 60, seed: int = 0, width: int = 512, height: i
         raise ValueError(f'frame count must be positive, got {count}')
 
     def frames() -> Iterator[Frame]:
-        from .data.synthetic import render_frame
+        from ..data.synthetic import render_frame
         for index in range(count):
             yield Frame(f'{index:06d}', render_frame(seed, split, index, width=width, height=height).image)
 
@@ -67,7 +67,7 @@ def folder_source(directory: str | Path, limit: int | None = None) -> FrameSourc
 
 def bag_source(path: str | Path, topic: str | None = None, limit: int | None = None) -> FrameSource:
     """Image or CompressedImage messages of ``topic`` in a rosbag2 (the first image topic by default)."""
-    from .bags import bag_topics, read_messages
+    from ..bags import bag_topics, read_messages
 
     topics = bag_topics(path)
     images = {name: (msgtype, n) for name, (msgtype, n) in topics.items() if msgtype in _IMAGE_TYPES}
@@ -83,7 +83,7 @@ def bag_source(path: str | Path, topic: str | None = None, limit: int | None = N
     chosen = topic
 
     def frames() -> Iterator[Frame]:
-        from .ros.conversions import compressed_msg_to_rgb, image_msg_to_rgb
+        from ..ros.conversions import compressed_msg_to_rgb, image_msg_to_rgb
         for index, message in enumerate(read_messages(path, [chosen])):
             if index >= count:
                 return

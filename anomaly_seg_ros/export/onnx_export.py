@@ -1,10 +1,10 @@
 """ONNX export of a model directory: one graph per stage, checked against PyTorch on frames.
 
-``export_model(models, out)`` writes ``<stage>.onnx`` for the four stages of :mod:`.stages` (opset 17,
+``export_model(models, out)`` writes ``<stage>.onnx`` for the four stages of :mod:`..stages` (opset 17,
 static shapes from ``model.yaml``, tensor names exactly :data:`.stages.STAGES`; TorchScript exporter
 with constant folding, then ONNX Runtime's basic offline folding of the remaining shape arithmetic;
 every file passes ``onnx.checker`` with full shape inference), optionally ``<stage>.fp16.onnx``
-(:mod:`.onnx_fp16`), copies the ``<stage>.pt`` files so the directory still loads with the torch
+(:mod:`.fp16`), copies the ``<stage>.pt`` files so the directory still loads with the torch
 backend, and writes ``model.yaml`` listing every file, with the parity figures under
 ``provenance.export``.
 
@@ -31,14 +31,14 @@ import numpy as np
 import onnx
 import torch
 
-from .errors import DatasetError, ModelError
-from .imaging import prepare_image
-from .model_config import METADATA_FILE, ModelConfig, load_model_config, save_model_config
-from .onnx_fp16 import convert_to_fp16
-from .runtime.onnxruntime_backend import OnnxRuntimeBackend
-from .runtime.stage_files import ONNX_FP16
-from .stage_modules import load_stage_modules
-from .stages import STAGE_ORDER, StageSpec, stage_specs
+from ..errors import DatasetError, ModelError
+from ..imaging import prepare_image
+from ..model_config import METADATA_FILE, ModelConfig, load_model_config, save_model_config
+from ..runtime.onnxruntime_backend import OnnxRuntimeBackend
+from ..runtime.stage_files import ONNX_FP16
+from ..stage_modules import load_stage_modules
+from ..stages import STAGE_ORDER, StageSpec, stage_specs
+from .fp16 import convert_to_fp16
 
 __all__ = [
     'OPSET',

@@ -42,13 +42,13 @@ from typing import Any
 import numpy as np
 import onnx
 
-from .errors import AnomalySegError
-from .imaging import prepare_image
-from .model_config import ModelConfig, load_model_config, save_model_config
-from .pipeline import AnomalyPipeline
-from .runtime.onnxruntime_backend import OnnxRuntimeBackend
-from .runtime.stage_files import ONNX_INT8, ONNX_INT8_TENSORRT, stage_file
-from .stages import STAGE_ORDER, stage_specs
+from ..errors import AnomalySegError
+from ..imaging import prepare_image
+from ..model_config import ModelConfig, load_model_config, save_model_config
+from ..pipeline import AnomalyPipeline
+from ..runtime.onnxruntime_backend import OnnxRuntimeBackend
+from ..runtime.stage_files import ONNX_INT8, ONNX_INT8_TENSORRT, stage_file
+from ..stages import STAGE_ORDER, stage_specs
 
 __all__ = [
     'CALIBRATION_METHODS',
@@ -215,7 +215,7 @@ class _Validation:
 
 
 def _metrics(scores: Sequence[np.ndarray], labels: Sequence[np.ndarray]) -> dict[str, float]:
-    from .evaluation.metrics import anomaly_metrics
+    from ..evaluation.metrics import anomaly_metrics
 
     result = anomaly_metrics(list(scores), list(labels))
     return {key: round(100.0 * float(result[key]), 2) for key in ('ap', 'fpr95', 'auroc')}
@@ -234,7 +234,7 @@ def _run(model_dir: Path, config: ModelConfig, images: Sequence[np.ndarray],
 
 
 def _validation(model_dir: Path, config: ModelConfig, dataset: Any, frames: int) -> _Validation:
-    from .training.ensemble import VoidLabelledFrames
+    from ..training.ensemble import VoidLabelledFrames
 
     labelled = VoidLabelledFrames(dataset)
     count = min(frames, len(labelled))
@@ -247,7 +247,7 @@ def _validation(model_dir: Path, config: ModelConfig, dataset: Any, frames: int)
 
 
 def _check(model_dir: Path, config: ModelConfig, validation: _Validation) -> AccuracyCheck:
-    from .evaluation.semantic import semantic_metrics
+    from ..evaluation.semantic import semantic_metrics
 
     anomaly, semantic = _run(model_dir, config, validation.images, 'int8')
     agreement = semantic_metrics(semantic, validation.fp32_semantic, config.label_set.num_classes)

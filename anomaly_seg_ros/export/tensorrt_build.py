@@ -28,7 +28,7 @@ default): with it, Ampere and newer GPUs (Orin included) round convolution input
 mantissas, about 1e-3 off the FP32 reference, which is not what "fp32" promises. FP16 engines keep
 TensorRT's default.
 
-One process-wide logger (:func:`.tensorrt_common.tensorrt_logger`) serves every build; the errors
+One process-wide logger (:func:`..runtime.tensorrt_common.tensorrt_logger`) serves every build; the errors
 logged while one engine is built are named in the exception. VERBOSE messages only with
 ``verbose=True``.
 
@@ -48,10 +48,10 @@ from typing import Any
 
 from ..errors import BackendError, ModelError
 from ..model_config import ModelConfig, load_model_config, save_model_config
+from ..runtime import cuda_memory
+from ..runtime.stage_files import ONNX_FP16, ONNX_INT8_TENSORRT, onnx_format, stage_file
+from ..runtime.tensorrt_common import LogCapture, import_tensorrt, parse_version, platform_tag, tensorrt_logger
 from ..stages import STAGE_ORDER, stage_specs
-from . import cuda_memory
-from .stage_files import ONNX_FP16, ONNX_INT8_TENSORRT, onnx_format, stage_file
-from .tensorrt_common import LogCapture, import_tensorrt, parse_version, platform_tag, tensorrt_logger
 
 __all__ = ['BuildSettings', 'DEFAULT_TIMING_CACHE', 'build_engines', 'build_settings', 'parser_errors']
 
@@ -245,7 +245,7 @@ def build_engines(model_dir: str | Path, *, precision: str = 'fp32', workspace_g
     Returns:
         The updated metadata (also written to ``model.yaml``).
     """
-    from .tensorrt_backend import TensorRTBackend, parse_cuda_device
+    from ..runtime.tensorrt_backend import TensorRTBackend, parse_cuda_device
 
     model_dir = Path(model_dir)
     config = load_model_config(model_dir)

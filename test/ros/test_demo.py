@@ -14,8 +14,8 @@ import pytest
 from node_process import model_backend
 
 from anomaly_seg_ros.cli import build_parser
-from anomaly_seg_ros.demo import DemoError, DemoOptions, _domain_id, run_demo
-from anomaly_seg_ros.demo_sources import folder_source, synthetic_source
+from anomaly_seg_ros.demo import DemoError, DemoOptions, folder_source, run_demo, synthetic_source
+from anomaly_seg_ros.demo.run import _domain_id
 from anomaly_seg_ros.ros.node_process import DDS_PROFILE_VARIABLES
 
 pytestmark = pytest.mark.ros
@@ -123,7 +123,7 @@ def test_the_demo_runs_the_demo_models_on_synthetic_scenes_and_the_default_model
 
 
 def test_the_demo_gives_its_processes_the_large_image_dds_profile_unless_one_is_set(monkeypatch):
-    from anomaly_seg_ros.demo import _ros_env
+    from anomaly_seg_ros.demo.run import _ros_env
 
     for name in (*DDS_PROFILE_VARIABLES, 'ROS_DISTRO', 'ROS_LOCALHOST_ONLY', 'ROS_AUTOMATIC_DISCOVERY_RANGE'):
         monkeypatch.delenv(name, raising=False)

@@ -5,7 +5,7 @@ import cv2
 import numpy as np
 import pytest
 
-from anomaly_seg_ros.demo_sources import bag_source, folder_source, synthetic_source
+from anomaly_seg_ros.demo.sources import bag_source, folder_source, synthetic_source
 from anomaly_seg_ros.errors import DatasetError
 
 

@@ -370,7 +370,8 @@ def patch_cuda(monkeypatch: Any, compute_capability: tuple[int, int] = (8, 7), n
 
 
 def patch_trt(monkeypatch: Any, trt: Any) -> None:
-    from anomaly_seg_ros.runtime import tensorrt_backend, tensorrt_build
+    from anomaly_seg_ros.export import tensorrt_build
+    from anomaly_seg_ros.runtime import tensorrt_backend
 
     monkeypatch.setattr(tensorrt_backend, 'import_tensorrt', lambda: trt)
     monkeypatch.setattr(tensorrt_build, 'import_tensorrt', lambda: trt)

@@ -8,9 +8,9 @@ import pytest
 from fake_tensorrt import make_fake_trt, patch_cuda, patch_trt
 
 from anomaly_seg_ros.errors import BackendError, ModelError
+from anomaly_seg_ros.export.tensorrt_build import build_engines, build_settings
 from anomaly_seg_ros.model_config import load_model_config
 from anomaly_seg_ros.runtime.tensorrt_backend import TensorRTBackend
-from anomaly_seg_ros.runtime.tensorrt_build import build_engines, build_settings
 from anomaly_seg_ros.runtime.tensorrt_common import platform_tag
 from anomaly_seg_ros.stages import STAGE_ORDER
 

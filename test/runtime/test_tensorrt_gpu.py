@@ -36,7 +36,7 @@ pytestmark = [pytest.mark.gpu, pytest.mark.slow,
 
 @pytest.mark.parametrize('precision, tolerance', [('fp32', 2e-3), ('fp16', 5e-2)])
 def test_tensorrt_engines_reproduce_onnxruntime(tiny_exported_dir, tmp_path, precision, tolerance):
-    from anomaly_seg_ros.runtime.tensorrt_build import build_engines
+    from anomaly_seg_ros.export.tensorrt_build import build_engines
 
     model_dir = tmp_path / 'engines'
     shutil.copytree(tiny_exported_dir, model_dir)

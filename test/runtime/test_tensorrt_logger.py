@@ -10,9 +10,9 @@ import pytest
 from fake_tensorrt import make_fake_trt, patch_cuda, patch_trt
 
 from anomaly_seg_ros.errors import ModelError
+from anomaly_seg_ros.export.tensorrt_build import build_engines
 from anomaly_seg_ros.model_config import load_model_config
 from anomaly_seg_ros.runtime.tensorrt_backend import TensorRTBackend
-from anomaly_seg_ros.runtime.tensorrt_build import build_engines
 from anomaly_seg_ros.runtime.tensorrt_common import tensorrt_logger
 from anomaly_seg_ros.stages import STAGE_ORDER
 
