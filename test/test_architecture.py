@@ -15,7 +15,7 @@ RUNTIME_MODULES = [
     'anomaly_seg_ros.pipeline',
     'anomaly_seg_ros.imaging',
     'anomaly_seg_ros.visualization',
-    'anomaly_seg_ros.host_memory',
+    'anomaly_seg_ros.runtime.host_memory',
     'anomaly_seg_ros.runtime',
     'anomaly_seg_ros.runtime.onnxruntime_backend',
     'anomaly_seg_ros.runtime.tensorrt_backend',
@@ -108,3 +108,60 @@ def test_every_module_uses_postponed_annotations(path):
     if not any(isinstance(node, (ast.Import, ast.ImportFrom)) for node in ast.walk(tree)):
         return  # nothing annotated can refer forward in a module that imports nothing
     assert 'from __future__ import annotations' in source, f'{path} lacks from __future__ import annotations'
+
+
+def _module_name(path: Path) -> str:
+    parts = path.relative_to(PACKAGE.parent).with_suffix('').parts
+    return '.'.join(parts[:-1] if parts[-1] == '__init__' else parts)
+
+
+def _module_level_imports(path: Path, modules: set[str]) -> set[str]:
+    """The package's modules that ``path`` imports when it is imported (TYPE_CHECKING blocks included,
+    imports inside functions not: those run later, on first use)."""
+    name = _module_name(path)
+    package = name if path.name == '__init__.py' else name.rpartition('.')[0]
+    found = set()
+
+    def visit(statements: list[ast.stmt]) -> None:
+        for node in statements:
+            if isinstance(node, ast.Import):
+                found.update(alias.name for alias in node.names)
+            elif isinstance(node, ast.ImportFrom):
+                if node.level:
+                    base = package.rsplit('.', node.level - 1)[0] if node.level > 1 else package
+                    base = f'{base}.{node.module}' if node.module else base
+                else:
+                    base = node.module or ''
+                found.add(base)
+                found.update(f'{base}.{alias.name}' for alias in node.names)
+            elif isinstance(node, (ast.If, ast.Try)):
+                visit(node.body)
+                visit(node.orelse)
+                for handler in getattr(node, 'handlers', []):
+                    visit(handler.body)
+            elif isinstance(node, ast.With):
+                visit(node.body)
+
+    visit(ast.parse(path.read_text(), filename=str(path)).body)
+    return {target for target in found if target in modules and target != name}
+
+
+def test_no_import_cycle_between_the_package_modules():
+    """Imports go one way: no module imports (at import time) one that imports it back, directly or not."""
+    sources = {_module_name(path): path for path in _sources()}
+    graph = {name: _module_level_imports(path, set(sources)) for name, path in sources.items()}
+    cycles, state = [], {}
+
+    def walk(name: str, stack: list[str]) -> None:
+        state[name] = 'open'
+        for target in sorted(graph[name]):
+            if state.get(target) == 'open':
+                cycles.append(' -> '.join(stack[stack.index(target):] + [name, target]))
+            elif target not in state:
+                walk(target, stack + [name])
+        state[name] = 'done'
+
+    for name in sorted(graph):
+        if name not in state:
+            walk(name, [])
+    assert not cycles, 'import cycles: ' + '; '.join(cycles)

@@ -32,9 +32,9 @@ from rclpy.utilities import get_rmw_implementation_identifier
 from sensor_msgs.msg import CompressedImage, Image
 
 from ..errors import AnomalySegError, ImageConversionError
-from ..host_memory import HeapTrimmer
 from ..pipeline import OUTPUT_NAMES, AnomalyPipeline, NonFiniteOutputError, PipelineResult
 from ..resources import default_model_dir
+from ..runtime.host_memory import HeapTrimmer
 from ..stages import STAGE_ORDER
 from . import parameters
 from .conversions import compressed_msg_to_rgb, image_msg_to_rgb
@@ -46,8 +46,7 @@ from .node_process import (
     dds_profile_in_use,
     dds_summary,
 )
-from .outputs import OutputSet, required_outputs, serialized_images_round_trip
-from .parameters import HeatmapStyle
+from .outputs import HeatmapStyle, OutputSet, required_outputs, serialized_images_round_trip
 from .throttle import LogThrottle
 from .worker import HandOffThread, LatestFrameWorker
 

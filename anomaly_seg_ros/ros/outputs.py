@@ -16,7 +16,7 @@ from __future__ import annotations
 import array
 from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
@@ -26,11 +26,9 @@ from ..pipeline import PipelineResult
 from ..visualization import colorize_heatmap, colorize_labels, overlay
 from .conversions import array_to_image_fields, image_msg_to_array, image_to_cdr
 
-if TYPE_CHECKING:
-    from .parameters import HeatmapStyle
-
 __all__ = [
     'OUTPUT_TOPICS',
+    'HeatmapStyle',
     'OutputSet',
     'TopicSpec',
     'image_message',
@@ -38,6 +36,15 @@ __all__ = [
     'required_outputs',
     'serialized_images_round_trip',
 ]
+
+
+@dataclass(frozen=True)
+class HeatmapStyle:
+    """How anomaly maps are colorized: colormap name, value range (low, high), overlay alpha."""
+
+    colormap: str = 'turbo'
+    value_range: tuple[float, float] = (0.0, 1.0)
+    overlay_alpha: float = 0.5
 
 
 @dataclass(frozen=True)

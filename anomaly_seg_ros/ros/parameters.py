@@ -24,13 +24,12 @@ from ..errors import AnomalySegError
 from ..runtime.base import BACKEND_NAMES
 from ..visualization import COLORMAPS
 from .diagnostics import DiagnosticThresholds
-from .outputs import OUTPUT_TOPICS
+from .outputs import OUTPUT_TOPICS, HeatmapStyle
 
 __all__ = [
     'DEFAULTS',
     'PARAMETERS',
     'READ_ONLY',
-    'HeatmapStyle',
     'NodeSettings',
     'ParameterError',
     'ParameterSpec',
@@ -133,15 +132,6 @@ PARAMETERS: tuple[ParameterSpec, ...] = (
 DEFAULTS: dict[str, Any] = {spec.name: spec.default for spec in PARAMETERS}
 READ_ONLY: frozenset[str] = frozenset(spec.name for spec in PARAMETERS if spec.read_only)
 _SPECS = {spec.name: spec for spec in PARAMETERS}
-
-
-@dataclass(frozen=True)
-class HeatmapStyle:
-    """How anomaly maps are colorized: colormap name, value range (low, high), overlay alpha."""
-
-    colormap: str = 'turbo'
-    value_range: tuple[float, float] = (0.0, 1.0)
-    overlay_alpha: float = 0.5
 
 
 @dataclass(frozen=True)

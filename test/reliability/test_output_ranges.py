@@ -18,8 +18,7 @@ from probe import image_msg, stamp_ns
 
 from anomaly_seg_ros.pipeline import FLOAT_OUTPUTS, AnomalyPipeline, NonFiniteOutputError
 from anomaly_seg_ros.ros.conversions import image_msg_to_array
-from anomaly_seg_ros.ros.outputs import OUTPUT_TOPICS, render
-from anomaly_seg_ros.ros.parameters import HeatmapStyle
+from anomaly_seg_ros.ros.outputs import OUTPUT_TOPICS, HeatmapStyle, render
 from anomaly_seg_ros.visualization import COLORMAPS
 
 FRAME_EXAMPLES = 200

@@ -9,8 +9,8 @@ import xml.etree.ElementTree as ElementTree
 
 import pytest
 
-from anomaly_seg_ros.host_memory import HeapTrimmer, trim_heap
 from anomaly_seg_ros.ros.node_process import QOS_FROM_XML_VARIABLES, dds_profile_environment
+from anomaly_seg_ros.runtime.host_memory import HeapTrimmer, trim_heap
 
 from ..conftest import DEMO_MODELS, REPO_ROOT
 

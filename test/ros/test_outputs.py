@@ -9,13 +9,13 @@ from anomaly_seg_ros.labels import SYNTHETIC
 from anomaly_seg_ros.ros.conversions import image_msg_to_rgb
 from anomaly_seg_ros.ros.outputs import (
     OUTPUT_TOPICS,
+    HeatmapStyle,
     OutputSet,
     image_message,
     render,
     required_outputs,
     serialized_images_round_trip,
 )
-from anomaly_seg_ros.ros.parameters import HeatmapStyle
 
 ENCODINGS = {'semantic': 'mono8', 'semantic_color': 'rgb8', 'entropy': '32FC1', 'softmax_distance': '32FC1',
              'perceptual_difference': '32FC1', 'dissimilarity': '32FC1', 'anomaly': '32FC1',
