@@ -28,7 +28,7 @@ def test_data_synthetic_writes_a_dataset_and_reports_speed(tmp_path, capsys):
                  '--size', '96x48', '--seed', '3', '--quiet'])
     assert code == 0
     out = capsys.readouterr().out
-    assert 'wrote 3 frames' in out and 'frames/s' in out
+    assert 'wrote 3 frames' in out and 'frames/s' in out and 'per CPU second' in out  # the generator's speed
     assert (out_dir / 'dataset.yaml').is_file()
     assert main(['data', 'check', '--dataset', 'synthetic', '--root', str(out_dir), '--quiet']) == 0
     report = capsys.readouterr().out

