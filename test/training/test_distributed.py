@@ -11,10 +11,22 @@ one-process gradient is 4e-4 off the float64 one, mostly its CPU BatchNorm over 
 two-process one 1e-5), and the optimizers amplify that (Adam scales every gradient element to a step of
 about lr whatever its size, so elements whose exact gradient is zero, e.g. conv biases ahead of a
 BatchNorm, step by +-lr in either run). The weights after the steps are therefore compared relative to
-the update: ||w_2 - w_1|| / ||w_1 - w_0|| below 2 % (segmentation, dissimilarity) and 10 % (the SPADE
-generator and its BatchNorms); measured 0.1 %, 0.3 % and 2.6 %, while a run that sees other samples per
-step (one process, batch 1) is 97 % to 250 % off. A checkpoint continued with another number of
-processes is compared with the same checkpoint continued as it was written (same start: 3e-6 apart).
+the update, ||w_2 - w_1|| / ||w_1 - w_0||, and how far apart the two runs round depends on the CPU's
+kernels (oneDNN's: limiting only ATen's vector paths changes none of the figures below). Measured
+on one AMD EPYC (Zen 5, 2 cores) with oneDNN/ATen limited to each instruction set (ONEDNN_MAX_CPU_ISA,
+ATEN_CPU_CAPABILITY), segmentation / synthesis / dissimilarity:
+
+    AVX-512 (the CPU's own)   0.12 %   2.6 %   0.27 %
+    AVX2 (as on Zen 3)        0.08 %   2.6 %   6.6 %    (the same 6.6 % on a real Zen 3)
+    SSE4.1                    0.003 %  4.1 %   5.0 %
+
+while a run that sees other samples per step (one process, batch 1) is 97 % to 250 % off (dissimilarity
+on AVX2: 110 %). The tolerances sit 2.4x to 16x above the largest of those and 5x below that: 2 %
+(segmentation), 10 % (the SPADE generator and its BatchNorms), 20 % (dissimilarity). The float64 test
+above is the proof that the gradients are the same; this one checks that the trainers (sharding, steps,
+SyncBatchNorm, optimizer state) put them together alike. `.ci/run` repeats it on the AVX2 paths. A
+checkpoint continued with another number of processes is compared with the same checkpoint continued as
+it was written (same start: 3e-6 apart).
 """
 from __future__ import annotations
 
@@ -65,7 +77,7 @@ _TINY = {
     'synthesis': {'epochs': 1, 'discriminator': {'ndf': 8, 'n_layers': 3}},
     'dissimilarity': {'epochs': 1},
 }
-UPDATE_TOLERANCE = {'segmentation': 0.02, 'synthesis': 0.10, 'dissimilarity': 0.02}
+UPDATE_TOLERANCE = {'segmentation': 0.02, 'synthesis': 0.10, 'dissimilarity': 0.20}  # figures: module doc
 
 
 def _quiet(line: str) -> None:
