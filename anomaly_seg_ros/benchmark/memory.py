@@ -74,7 +74,8 @@ class MemoryReport:
                      else 'at once' if self.recovered_after == 0 else f'after {self.recovered_after} normal frames')
         return [
             f'memory: {self.model_dir} ({self.backend}), all {len(self.outputs)} outputs at the frame size',
-            f'machine: {self.machine.get("cpu", "?")}, {self.machine.get("usable_cores")} usable cores',
+            f'machine: {self.machine.get("cpu_description") or self.machine.get("cpu", "?")}, '
+            f'{self.machine.get("usable_cores")} usable cores',
             f'steady RSS with {self.normal_size} frames: {self.steady_mb:.0f} MiB',
             f'one {self.large_size} frame: peak {self.large_peak_mb:.0f} MiB ({peak:+.0f}), '
             f'after it {self.after_large_mb:.0f} MiB ({after:+.0f})',

@@ -6,7 +6,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-__all__ = ['format_header', 'format_node', 'format_pipeline', 'write_json']
+__all__ = ['format_header', 'format_int8_choice', 'format_node', 'format_pipeline', 'write_json']
 
 _ROW_LABELS = {'prepare': 'prepare (frame in)', 'fetch': 'fetch (outputs out)', 'backend': 'backend (4 stages)',
                'total': 'total'}
@@ -28,7 +28,9 @@ def format_header(doc: Mapping[str, Any]) -> list[str]:
     memory = f', {machine["memory_gb"]} GB' if machine.get('memory_gb') else ''
     load = doc.get('load_average') or {}
     libs = ', '.join(f'{k} {v}' for k, v in versions.items() if k not in ('onnxruntime_providers',))
-    return [f'machine: {machine["cpu"]}, {cores}{memory}, {gpus}; {machine["os"]}',
+    cpu = machine.get('cpu_description') or machine['cpu']
+    return [f'machine: {cpu} (the CPU every figure below was measured on); {cores}{memory}, {gpus}; '
+            f'{machine["os"]}',
             f'load average (1/5/15 min) at start {load.get("start")}, at end {load.get("end")}',
             f'versions: {libs}']
 
@@ -75,8 +77,25 @@ def format_pipeline(doc: Mapping[str, Any]) -> list[str]:
         for r in result['ratios']:
             lines.append(f'  {r["candidate"]} vs {r["baseline"]}: four stages {r["backend"]}x, end to end '
                          f'{r["total"]}x (paired per-frame median {r["paired_total"]}x)')
+    lines += format_int8_choice(result.get('int8_choice') or {}, doc['machine'])
     lines += ['', 'targets:', *[f'  {t["status"]:>4}: {t["name"]}: {t["measured"]}'
                                 + (f' ({t["note"]})' if t.get('note') else '') for t in doc['targets']]]
+    return lines
+
+
+def format_int8_choice(choices: Mapping[str, Mapping[str, Any]], machine: Mapping[str, Any]) -> list[str]:
+    """Which CPU chose each INT8 model's stages (``export --int8``) against the CPU of this run."""
+    if not choices:
+        return []
+    here = machine.get('cpu_description') or machine.get('cpu')
+    lines = ['', f'INT8 stage choice (model.yaml), this run on {here}:']
+    for model_dir, choice in choices.items():
+        stages = ', '.join(f'{stage} {precision}' for stage, precision in (choice.get('stages') or {}).items())
+        made_on = choice.get('cpu') or 'a CPU the model does not record (exported before the CPU was recorded)'
+        lines.append(f'  {model_dir}: {stages or "stages not recorded"}; chosen by export --int8 on {made_on}')
+    lines.append('  export --int8 keeps in FP32 the stages not 1.1x faster on the exporting CPU; INT8 gains depend on '
+                 'the CPU (without VNNI, i.e. AVX-512 VNNI, AVX-VNNI or AMX, they differ): re-export with --int8 '
+                 'on the target CPU to choose for it')
     return lines
 
 

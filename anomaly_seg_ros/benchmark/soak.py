@@ -87,7 +87,7 @@ class SoakReport:
 
     def lines(self) -> list[str]:
         lat, rss, node = self.latency_ms, self.rss_mb, self.node
-        cpu = self.machine.get('cpu', '?')
+        cpu = self.machine.get('cpu_description') or self.machine.get('cpu', '?')
         return [
             f'soak: {self.model_dir} ({self.backend}), {self.input_size} frames, outputs {", ".join(self.outputs)}',
             f'machine: {cpu}, {self.machine.get("usable_cores")} usable cores, load {self.machine.get("load_average")}',

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ..model_config import load_model_config
 from .machine import load_average, machine_info, versions
 from .models import default_cache_dir, resolve_model_dir
 from .node import NodeBenchOptions, run_node_benchmark
@@ -74,7 +75,26 @@ def bench_pipeline(options: PipelineSuiteOptions, progress: Callable[[str], None
                                     progress=progress)
     data = result.to_dict()
     data['paper_scale'] = options.paper_scale
+    data['int8_choice'] = _int8_choices(data)
     return _document('pipeline', start_load, data, pipeline_targets(data, options.paper_scale))
+
+
+def _int8_choices(data: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """Per model directory of an INT8 run: its stages' precisions and the CPU ``export --int8`` chose them on.
+
+    ``cpu`` is ``None`` for a model exported before the CPU was recorded in ``provenance.int8``.
+    """
+    found: dict[str, dict[str, Any]] = {}
+    for run in data['runs']:
+        model_dir = run.get('model_dir') or data['model_dir']
+        if run['precision'] != 'int8' or model_dir in found:
+            continue
+        try:
+            int8 = load_model_config(model_dir).provenance.get('int8') or {}
+        except Exception:  # noqa: BLE001 - the run loaded it; a note must not end the benchmark
+            int8 = {}
+        found[model_dir] = {'cpu': int8.get('cpu'), 'stages': int8.get('stages') or {}}
+    return found
 
 
 def bench_node(options: NodeSuiteOptions, progress: Callable[[str], None] | None = None) -> dict[str, Any]:

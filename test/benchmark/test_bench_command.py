@@ -28,7 +28,8 @@ def test_bench_times_onnxruntime_and_torch_interleaved_and_writes_table_and_json
                      'versions:', 'OMP_WAIT_POLICY PASSIVE'):
         assert expected in text, expected
     assert doc['kind'] == 'pipeline'
-    assert {'cpu', 'logical_cores', 'physical_cores', 'usable_cores', 'gpus'} <= set(doc['machine'])
+    assert {'cpu', 'cpu_description', 'logical_cores', 'physical_cores', 'usable_cores', 'gpus'} <= set(doc['machine'])
+    assert f'machine: {doc["machine"]["cpu_description"]} (the CPU every figure below' in text
     assert {'python', 'numpy', 'onnxruntime', 'torch'} <= set(doc['versions'])
     assert len(doc['load_average']['end']) == 3
     result = doc['result']

@@ -1,8 +1,11 @@
 """The benchmark's parts without running a model: statistics, targets, tables, frames, the model cache."""
 from __future__ import annotations
 
+from types import SimpleNamespace
+
 import pytest
 
+from anomaly_seg_ros.benchmark import suite
 from anomaly_seg_ros.benchmark.frames import bench_frames
 from anomaly_seg_ros.benchmark.machine import machine_info, peak_rss_mb, reset_peak_rss, rss_mb, versions
 from anomaly_seg_ros.benchmark.node import _node_timings, node_overhead
@@ -31,6 +34,7 @@ def test_bench_frames_are_deterministic_camera_frames():
 def test_machine_description_and_memory_probes():
     info = machine_info()
     assert info['cpu'] and info['logical_cores'] >= 1 and info['usable_cores'] >= 1
+    assert info['cpu_description'].startswith(info['cpu'].split()[0])  # model, cores, vector extension
     assert 'python' in versions() and 'numpy' in versions()
     reset_peak_rss()
     assert peak_rss_mb() >= rss_mb() * 0.5 > 0
@@ -99,6 +103,33 @@ def test_pipeline_table_shows_every_run_ratio_and_target():
     text = '\n'.join(format_pipeline(doc))
     assert 'onnxruntime/cpu/fp32' in text and 'torch/cpu/fp32' in text and '100.0 / 110.0' in text
     assert '1.5x' in text and 'PASS' in text and 'NOT MEASURED' in text
+
+
+
+def test_the_header_names_the_cpu_and_an_int8_run_names_the_cpu_that_chose_its_stages(monkeypatch):
+    doc = _pipeline_doc(150.0, 100.0)
+    doc['targets'] = []
+    doc['machine'] = {**doc['machine'], 'cpu_description': 'AMD EPYC 7B13, 2 vCPUs, AVX2'}
+    text = '\n'.join(format_pipeline(doc))
+    assert 'machine: AMD EPYC 7B13, 2 vCPUs, AVX2 (the CPU every figure below was measured on)' in text
+    assert 'INT8 stage choice' not in text  # no INT8 run, no note
+    stages = {'segmentation': 'fp32', 'synthesis': 'int8', 'perceptual': 'int8', 'dissimilarity': 'int8'}
+    monkeypatch.setattr(suite, 'load_model_config', lambda model_dir: SimpleNamespace(
+        provenance={'int8': {'cpu': 'AMD EPYC, 2 vCPUs, AVX-512 VNNI', 'stages': stages}}))
+    int8 = {**doc['result']['runs'][0], 'label': 'onnxruntime/cpu/int8', 'precision': 'int8'}
+    doc['result']['runs'].append(int8)
+    doc['result']['int8_choice'] = suite._int8_choices(doc['result'])
+    assert doc['result']['int8_choice'] == {'/m': {'cpu': 'AMD EPYC, 2 vCPUs, AVX-512 VNNI', 'stages': stages}}
+    text = '\n'.join(format_pipeline(doc))
+    assert 'INT8 stage choice (model.yaml), this run on AMD EPYC 7B13, 2 vCPUs, AVX2:' in text
+    assert ('/m: segmentation fp32, synthesis int8, perceptual int8, dissimilarity int8; chosen by export --int8 on '
+            'AMD EPYC, 2 vCPUs, AVX-512 VNNI') in text
+    assert 'without VNNI' in text and 're-export with --int8 on the target CPU' in text
+    # A model exported before the CPU was recorded says so.
+    monkeypatch.setattr(suite, 'load_model_config', lambda model_dir: SimpleNamespace(provenance={'int8': {}}))
+    assert suite._int8_choices(doc['result']) == {'/m': {'cpu': None, 'stages': {}}}
+    doc['result']['int8_choice'] = suite._int8_choices(doc['result'])
+    assert 'a CPU the model does not record' in '\n'.join(format_pipeline(doc))
 
 
 def _node_doc(publish_ms: float, unsubscribed: int) -> dict:
