@@ -8,7 +8,8 @@ Layout of the output folder::
                                         (turbo, 0..1); semantic_color as PNG (exact label colors)
     <out>/contact_sheet.png             a few frames side by side, one column per output
     <out>/demo.mp4                      camera | overlay over semantic_color | anomaly_color
-    <out>/summary.json                  frame counts, rates, latency, node diagnostics
+    <out>/summary.json                  frame counts, rates, latency, node diagnostics, the CPU (model, cores,
+                                        widest vector extension) the figures are from
     <out>/node.log                      the node's log
 
 numpy and OpenCV only; the ROS side (:mod:`.run`) hands over arrays.
@@ -150,6 +151,18 @@ class DemoSummary:
     video_note: str = ''
     domain_id: int = 0
     interrupted: bool = False
+    cpu: str = ''  # benchmark.machine.cpu_description(): the CPU these figures are from
+
+    def frame_ms(self) -> float | None:
+        """The node's time per frame (mean of its last diagnostics period, every ``stage_ms.*`` summed)."""
+        values = []
+        for key, value in self.node.items():
+            if key.startswith('stage_ms.'):
+                try:
+                    values.append(float(value))
+                except (TypeError, ValueError):
+                    continue
+        return sum(values) if values else None
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), indent=2, sort_keys=False)
@@ -157,6 +170,29 @@ class DemoSummary:
     def save(self, path: Path) -> Path:
         Path(path).write_text(self.to_json() + '\n')
         return Path(path)
+
+
+def _dropped_explanation(summary: DemoSummary) -> str | None:
+    """One line on why frames did not come back when the node dropped them (None when none were dropped)."""
+    node_dropped = summary.node.get('frames_dropped')
+    try:
+        node_dropped = int(node_dropped) if node_dropped is not None else None
+    except (TypeError, ValueError):
+        node_dropped = None
+    if not summary.frames_dropped or node_dropped == 0:
+        return None
+    policy = ('dropped frames are not a fault: the node works on the newest frame and drops the frames that '
+              'arrive while it is still processing one (newest frame wins)')
+    frame_ms = summary.frame_ms()
+    if frame_ms is None or frame_ms <= 0:
+        return f'{policy}; its CPU is slower than the stream'
+    keeps_up = 1000.0 / frame_ms
+    if summary.rate_hz > 0 and keeps_up >= summary.rate_hz:  # fast enough on average: busy at times
+        return (f'{policy}: at {frame_ms:.0f} ms a frame on this CPU it keeps up with {keeps_up:.1f} Hz on average, '
+                f'so frames came in while it was busy at times (other processes, start-up)')
+    stream = f'the {summary.rate_hz:g} Hz sent' if summary.rate_hz > 0 else 'the stream'
+    return (f'{policy}: at {frame_ms:.0f} ms a frame on this CPU it keeps up with {keeps_up:.1f} Hz, slower than '
+            f'{stream} (send at a lower --rate to get every frame back)')
 
 
 def format_summary(summary: DemoSummary) -> str:
@@ -168,7 +204,10 @@ def format_summary(summary: DemoSummary) -> str:
         line += f', {summary.frames_dropped} did not'
         if node_dropped is not None:
             line += f' (the node dropped {node_dropped}: the newest frame wins)'
-    lines = [f'source: {summary.source}; models: {summary.model_dir}', line]
+    lines = [f'source: {summary.source}; models: {summary.model_dir}', f'CPU: {summary.cpu or "unknown"}', line]
+    explanation = _dropped_explanation(summary)
+    if explanation:
+        lines.append(explanation)
     latency = summary.latency_ms
     if latency:
         lines.append(f'output rate {summary.output_rate_hz:.2f} Hz; latency (frame stamp -> last output) '

@@ -20,6 +20,7 @@ from typing import Any
 
 import numpy as np
 
+from ..benchmark.machine import cpu_description
 from ..errors import AnomalySegError
 from ..resources import default_model_dir
 from ..ros.conversions import image_msg_to_array
@@ -136,7 +137,7 @@ def run_demo(options: DemoOptions) -> DemoSummary:
     env = _ros_env(domain_id)
     summary = DemoSummary(source=options.source.description, model_dir=str(model_dir),
                           backend=options.backend or '(config default)', rate_hz=options.rate_hz,
-                          out_dir=str(out_dir), domain_id=domain_id)
+                          out_dir=str(out_dir), domain_id=domain_id, cpu=cpu_description())
     node = _start_node(options, model_dir, env, out_dir / 'node.log')
     client = writer = None
     try:
