@@ -18,6 +18,7 @@ from fake_tensorrt import make_fake_trt, patch_cuda, patch_trt  # noqa: E402
 from tiny_models import tiny_model_dirs  # noqa: E402
 
 from anomaly_seg_ros import cli  # noqa: E402
+from anomaly_seg_ros.benchmark.machine import cpu_description  # noqa: E402
 from anomaly_seg_ros.errors import ModelError  # noqa: E402
 from anomaly_seg_ros.export import quantization  # noqa: E402
 from anomaly_seg_ros.export.quantization import AccuracyCheck, Int8Margins, QuantizationError, quantize_model  # noqa: E402
@@ -67,6 +68,8 @@ def test_int8_graphs_are_written_beside_the_float_ones_and_recorded(model, tiny_
     assert _export_int8(model, tiny_data, *LOOSE) == 0
     out = capsys.readouterr().out
     assert 'INT8 model in' in out and 'semantic mIoU against FP32' in out
+    this_cpu = cpu_description()  # the stages are chosen by speed on this CPU, and model.yaml and the report say which
+    assert f'stages chosen by their speed on {this_cpu}; on a CPU without VNNI' in out
     config = load_model_config(model)
     for stage in STAGE_ORDER:
         files = config.stage(stage).files
@@ -80,6 +83,7 @@ def test_int8_graphs_are_written_beside_the_float_ones_and_recorded(model, tiny_
     assert int8['calibration']['dataset'] == 'synthetic' and int8['calibration']['split'] == 'train'
     assert int8['calibration']['frames'] == 3 and int8['calibration']['method'] == 'minmax'
     assert int8['validation']['split'] == 'val' and int8['within_margins'] is True
+    assert int8['cpu'] == this_cpu
     assert {'ap', 'fpr95', 'auroc'} <= set(int8['accuracy']['int8']) and 'semantic_miou_vs_fp32' in int8['accuracy']
     assert not list(model.glob('int8_*'))  # the scratch folder is gone
 

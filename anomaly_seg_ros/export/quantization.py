@@ -13,17 +13,19 @@
    uint8 ones 1.45x to 2x, the segmentation excepted).
 3. A stage whose ONNX Runtime INT8 graph is not at least ``min_speedup`` (1.1x) faster than its FP32 one
    on this CPU stays FP32: a smaller gain is within the measurement's noise and not worth a second file
-   (ESPNetv2, 85% grouped convolutions, runs slower in INT8 on ONNX Runtime). The activation calibration
-   method is chosen on the validation frames among ``methods`` (the one that loses the least anomaly AP
-   against FP32). A stage whose quantization costs more than the margins is kept in FP32 (greedy: the
-   costliest stage first); ``model.yaml`` says which stages are INT8 and why the others are not.
+   (ESPNetv2, 85% grouped convolutions, runs slower in INT8 on ONNX Runtime). The choice is this CPU's:
+   ``provenance.int8.cpu`` names it (:func:`~anomaly_seg_ros.benchmark.machine.cpu_description`), since
+   INT8 gains differ between CPUs with and without VNNI (AVX-512 VNNI, AVX-VNNI, AMX) integer dot products.
+   The activation calibration method is chosen on the validation frames among ``methods`` (the one that
+   loses the least anomaly AP against FP32). A stage whose quantization costs more than the margins is kept
+   in FP32 (greedy: the costliest stage first); ``model.yaml`` says which stages are INT8 and why the others are not.
 4. The accuracy check: anomaly AP / FPR95 of the ensemble map (void objects of a segmentation split as the
    anomalies) and the mIoU of the INT8 semantic map against the FP32 one, on the validation frames. A
    model outside :class:`Int8Margins` is refused (:class:`QuantizationError`) unless ``force``.
 
 Writes the INT8 graphs beside the float ones and records, in ``model.yaml``, the ``onnx_int8`` and
 ``onnx_int8_tensorrt`` files and ``provenance.int8`` (precision per stage, calibration data and method,
-the check's figures).
+the check's figures, the CPU the stages were chosen on and their speed there).
 Evaluation sets (CamVid test, Road Anomaly) must not be used here: the caller passes training and
 validation splits.
 """
@@ -42,6 +44,7 @@ from typing import Any
 import numpy as np
 import onnx
 
+from ..benchmark.machine import cpu_description
 from ..errors import AnomalySegError
 from ..imaging import prepare_image
 from ..model_config import ModelConfig, load_model_config, save_model_config
@@ -122,12 +125,15 @@ class Int8Report:
     tensorrt_check: AccuracyCheck | None = None
     kept_in_fp32: dict[str, str] = field(default_factory=dict)
     tensorrt_written: bool = False
+    cpu: str = ''  # the CPU the stages were chosen on (by their speed there)
 
     def lines(self) -> list[str]:
         check = self.check
         return [
             f'INT8 model in {self.model_dir}: calibration {self.method}; stages '
             + ', '.join(f'{stage} {precision}' for stage, precision in self.stages.items()),
+            f'stages chosen by their speed on {self.cpu or "this CPU"}; on a CPU without VNNI (AVX-512 VNNI, '
+            'AVX-VNNI, AMX) the INT8 gains differ: `anomaly_seg bench --precision fp32,int8` measures yours',
             f'validation: anomaly AP {check.int8["ap"]:.2f} (FP32 {check.fp32["ap"]:.2f}), FPR95 '
             f'{check.int8["fpr95"]:.2f} (FP32 {check.fp32["fpr95"]:.2f}), AUROC {check.int8["auroc"]:.2f} '
             f'(FP32 {check.fp32["auroc"]:.2f}); semantic mIoU against FP32 {check.semantic_miou:.2f}%',
@@ -325,6 +331,8 @@ def quantize_model(model_dir: str | Path, calibration_frames: Sequence[np.ndarra
     trials: list[dict[str, Any]] = []
     reasons: dict[str, str] = {}
     speed: dict[str, dict[str, float]] = {}
+    cpu = cpu_description()
+    say(f'INT8 stage choice by speed on this CPU: {cpu} (on a CPU without VNNI the INT8 gains differ)')
     try:
         prepared: dict[str, Path] = {}  # each stage's graph prepared once, for every method and variant
 
@@ -429,6 +437,7 @@ def quantize_model(model_dir: str | Path, calibration_frames: Sequence[np.ndarra
         'format': {'onnx_int8': 'QDQ, per-channel symmetric int8 weights, uint8 activations (ONNX Runtime CPU)',
                    'onnx_int8_tensorrt': 'QDQ, per-channel symmetric int8 weights, symmetric int8 activations '
                                          '(TensorRT)'},
+        'cpu': cpu,
         'speed_on_export_cpu_ms': speed,
         'calibration': {**dict(calibration_source), 'method': method, 'methods_tried': list(methods)},
         'validation': {**dict(validation_source), 'frames': len(validation.images)},
@@ -441,4 +450,5 @@ def quantize_model(model_dir: str | Path, calibration_frames: Sequence[np.ndarra
         'made_at': datetime.datetime.now(datetime.timezone.utc).isoformat(timespec='seconds'),
     }
     save_model_config(replace(_with_int8(config, final, final_tensorrt), provenance=provenance), model_dir)
-    return Int8Report(model_dir, method, stages, check, margins, trials, tensorrt_check, reasons, bool(final_tensorrt))
+    return Int8Report(model_dir, method, stages, check, margins, trials, tensorrt_check, reasons, bool(final_tensorrt),
+                      cpu)
