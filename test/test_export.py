@@ -30,7 +30,7 @@ from anomaly_seg_ros.runtime.onnxruntime_backend import OnnxRuntimeBackend  # no
 from anomaly_seg_ros.stage_modules import load_stage_modules  # noqa: E402
 from anomaly_seg_ros.stages import STAGE_ORDER, STAGES, stage_specs  # noqa: E402
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.numerics]
 
 
 @pytest.fixture(scope='module')

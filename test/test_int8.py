@@ -29,7 +29,7 @@ from anomaly_seg_ros.runtime.onnxruntime_backend import OnnxRuntimeBackend  # no
 from anomaly_seg_ros.runtime.stage_files import ONNX_INT8  # noqa: E402
 from anomaly_seg_ros.stages import STAGE_ORDER  # noqa: E402
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.numerics]
 LOOSE = ['--int8-max-ap-drop', '100', '--int8-max-fpr95-rise', '100', '--int8-min-semantic-miou', '0']
 
 

@@ -79,6 +79,7 @@ def test_stage_outputs_follow_the_stage_contract(config: ModelConfig, modules: d
     assert tensors['semantic'].min() >= 0 and tensors['semantic'].max() < 10
 
 
+@pytest.mark.numerics
 def test_batch_of_one_and_of_n_agree_and_runs_are_deterministic(modules: dict[str, torch.nn.Module]) -> None:
     images = torch.cat([_image(seed=s) for s in range(3)])
     batch = _run_all(modules, images)
@@ -187,6 +188,7 @@ def test_mismatched_class_count_is_refused(config: ModelConfig) -> None:
 
 @pytest.mark.slow
 @pytest.mark.parametrize('stage', STAGE_ORDER)
+@pytest.mark.numerics
 def test_stage_exports_to_onnx_and_matches_torch(stage: str, modules: dict[str, torch.nn.Module]) -> None:
     onnx = pytest.importorskip('onnx')
     ort = pytest.importorskip('onnxruntime')

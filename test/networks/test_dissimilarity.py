@@ -64,6 +64,7 @@ def test_width_scales_every_layer() -> None:
     assert 0.2 * full < half < 0.3 * full
 
 
+@pytest.mark.numerics
 def test_batch_of_one_and_of_n_agree_and_are_deterministic() -> None:
     net = dissimilarity_network(6, width=0.125, warn_if_random=False).eval()
     inputs = _inputs(6, (16, 32), batch=3)

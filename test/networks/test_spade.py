@@ -39,6 +39,7 @@ def test_generator_rejects_a_map_of_another_size() -> None:
         gen(_seg(6, (64, 64)))
 
 
+@pytest.mark.numerics
 def test_generator_is_deterministic_and_batch_independent_in_eval() -> None:
     gen = spade_generator(5, (32, 64), ngf=4, spade_hidden=8).eval()
     seg = _seg(5, (32, 64), batch=3)

@@ -227,7 +227,7 @@ def test_the_callback_never_waits_for_inference_and_counts_replaced_frames_as_dr
     assert probe.spin_until(lambda: node._outputs.active() == ['anomaly'], 5)
     msgs = [image_msg(rgb_frame(seed=i), probe.now_ns() + i) for i in range(101)]
     node._on_image(msgs[0])  # the worker takes it and is busy until `hold` is set
-    assert probe.spin_until(lambda: node._worker.busy, 2)
+    assert probe.spin_until(lambda: node._worker.busy, 5)
     callbacks = threading.Thread(target=lambda: [node._on_image(msg) for msg in msgs[1:]])
     try:
         callbacks.start()

@@ -126,6 +126,7 @@ def test_cuda_device_without_the_cuda_provider_says_what_to_install(constant_mod
     assert OnnxRuntimeBackend(model_dir, config, None).device == 'cpu'  # None falls back to the CPU
 
 
+@pytest.mark.numerics
 def test_fp16_graphs_run_in_onnxruntime_and_stay_close_to_fp32(tiny_exported_dir):
     config = load_model_config(tiny_exported_dir)
     full = _run_chain(OnnxRuntimeBackend(tiny_exported_dir, config, 'cpu'), config, seed=5)

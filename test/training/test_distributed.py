@@ -77,6 +77,7 @@ _TINY = {
     'synthesis': {'epochs': 1, 'discriminator': {'ndf': 8, 'n_layers': 3}},
     'dissimilarity': {'epochs': 1},
 }
+pytestmark = pytest.mark.numerics  # .ci/run repeats it on the AVX2 paths
 UPDATE_TOLERANCE = {'segmentation': 0.02, 'synthesis': 0.10, 'dissimilarity': 0.20}  # figures: module doc
 
 

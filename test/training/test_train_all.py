@@ -11,7 +11,7 @@ from anomaly_seg_ros.cli import main
 from anomaly_seg_ros.model_config import load_model_config
 from anomaly_seg_ros.pipeline import AnomalyPipeline
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.numerics]
 
 _SETS = [
     'input_sizes={segmentation: [64, 128], synthesis: [32, 64], perceptual: [32, 64], dissimilarity: [32, 64]}',
