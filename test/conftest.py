@@ -40,6 +40,35 @@ def shared_data() -> Path:
     return SHARED_DATA
 
 
+def write_object_bank(root: Path, categories: dict[str, int]) -> Path:
+    """A bank of RGBA ellipse cutouts (alpha = the ellipse), ``count`` per category, with its manifest.json, in
+    the layout of ../shared/data/coco_objects (manifest categories with spaces, folders with underscores)."""
+    import cv2
+    import numpy as np
+    records = []
+    rng = np.random.default_rng(5)
+    for category, count in categories.items():
+        folder = root / category.replace(' ', '_')
+        folder.mkdir(parents=True)
+        for k in range(count):
+            h, w = int(rng.integers(20, 60)), int(rng.integers(20, 60))
+            rgba = np.zeros((h, w, 4), np.uint8)
+            cv2.ellipse(rgba, (w // 2, h // 2), (w // 2 - 1, h // 2 - 1), 0, 0, 360,
+                        (int(rng.integers(255)), 200, 30, 255), -1)
+            name = f'{category.replace(" ", "_")}/train2017_{k}.png'
+            cv2.imwrite(str(root / name), cv2.cvtColor(rgba, cv2.COLOR_RGBA2BGRA))
+            records.append({'file': name, 'category': category, 'image_licence': {'name': 'Attribution License'}})
+    (root / 'manifest.json').write_text(json.dumps(records))
+    return root
+
+
+@pytest.fixture(scope='session')
+def object_bank_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Training categories chair, cup; held-out horse, teddy bear; potted plant (excluded from both)."""
+    return write_object_bank(tmp_path_factory.mktemp('objects'),
+                             {'chair': 3, 'cup': 2, 'horse': 2, 'teddy bear': 2, 'potted plant': 2})
+
+
 def pytest_configure(config: pytest.Config) -> None:
     # Two cores here; keep torch from oversubscribing when several tests spawn processes.
     os.environ.setdefault('OMP_NUM_THREADS', '2')

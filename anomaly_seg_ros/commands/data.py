@@ -74,6 +74,32 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     check.add_argument('--quiet', action='store_true', help='no progress bar')
     check.set_defaults(run=_run_check)
 
+    paste = actions.add_parser(
+        'paste', help='write a split with real objects pasted on the road (an anomaly validation set)',
+        description='Paste 1-3 object cutouts per frame where an obstacle would stand (on road/sidewalk pixels '
+                    'of the ground truth, perspective-sized, colour-matched, feathered, with contact shadows) into '
+                    'every frame of a split and write a `folder` anomaly set: OUT/images, OUT/labels (0 inlier, '
+                    '1 pasted object, 255 ignored: void pixels unless --void anomaly, feathered edges) and '
+                    'OUT/pasted.json. Frame i draws from (seed, i). `train ... --objects` writes the validation '
+                    'split this way with the held-out categories; score a model on it with '
+                    '`anomaly_seg eval --dataset folder --root OUT`. Refuses test splits: they stay for evaluation.')
+    paste.add_argument('--dataset', required=True, choices=('camvid', 'cityscapes', 'synthetic'),
+                       help='a segmentation dataset with road labels')
+    paste.add_argument('--root', required=True, type=Path, metavar='PATH', help='dataset root folder')
+    paste.add_argument('--split', default='val', choices=('train', 'val'), help='split (default %(default)s)')
+    paste.add_argument('--objects', required=True, type=Path, metavar='DIR',
+                       help='RGBA cutouts with manifest.json (../shared/data/coco_objects)')
+    paste.add_argument('--part', default='held_out', choices=('held_out', 'train'),
+                       help='object categories: held_out (validation) or train (default %(default)s)')
+    paste.add_argument('--void', default='ignore', choices=('ignore', 'anomaly'),
+                       help='what the void pixels are in the labels (default %(default)s)')
+    paste.add_argument('--out', required=True, type=Path, metavar='DIR', help='output folder (replaced)')
+    paste.add_argument('--seed', type=int, default=0, help='random seed (default %(default)s)')
+    paste.add_argument('--sheet', type=int, default=12, metavar='N',
+                       help='also write OUT/sheet.jpg with the first N frames and their labels (0: none)')
+    paste.add_argument('--quiet', action='store_true', help='no progress bar')
+    paste.set_defaults(run=_run_paste)
+
 
 def _run_synthetic(args: argparse.Namespace) -> int:
     counts = {'train': args.train, 'val': args.val, 'anomaly_test': args.anomaly_test}
@@ -95,4 +121,20 @@ def _run_check(args: argparse.Namespace) -> int:
         summary = summarize(dataset, progress=not args.quiet, limit=args.limit)
         for line in summary.lines(label_set.class_names if label_set else None):
             print(f'  {line}')
+    return 0
+
+
+def _run_paste(args: argparse.Namespace) -> int:
+    from ..data.objects import ObjectBank
+    from ..data.pasting import write_pasted_set, write_sheet
+    from ..training.common import progress
+    dataset = open_dataset(args.dataset, args.root, args.split)
+    bank = ObjectBank(args.objects, args.part)
+    out = write_pasted_set(dataset, bank, args.out, args.seed, void_policy=args.void,
+                           progress=lambda it, **kw: progress(it, not args.quiet, **kw))
+    print(f'{out}: {len(dataset)} {args.dataset} {args.split} frames with {bank.part} objects '
+          f'({len(bank)} cutouts of {len(bank.categories)} categories) pasted; '
+          f'read it with --dataset folder --root {out}')
+    if args.sheet:
+        print(f'sheet: {write_sheet(out, args.sheet)}')
     return 0

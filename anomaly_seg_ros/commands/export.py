@@ -61,8 +61,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                       help='training frames to calibrate on, e.g. camvid:../shared/data/camvid:train (default split '
                            'train; evaluation sets are refused)')
     int8.add_argument('--validation', type=_dataset_spec, metavar='DATASET:ROOT[:SPLIT]',
-                      help='frames with void labels for choosing and checking (default: the calibration set\'s val '
-                           'split)')
+                      help='frames with anomaly (or void) labels for choosing and checking (default: the set the '
+                           'model\'s ensemble was chosen on, e.g. its validation frames with held-out objects, where '
+                           'present; else the calibration set\'s val split)')
     int8.add_argument('--calibration-frames', type=int, default=32, metavar='N', help='default 32, spread evenly '
                       'over the split')
     int8.add_argument('--validation-frames', type=int, default=50, metavar='N', help='default 50')
@@ -121,13 +122,23 @@ def _build(args: argparse.Namespace) -> None:
           f'(compute {meta.get("compute_capability")}) written to {args.out}')
 
 
+def _model_validation(model_dir: Path) -> tuple[str, Path, str | None] | None:
+    """The validation set the model's ensemble was chosen on (``provenance.data.ensemble_validation``: e.g. the
+    validation frames with held-out objects pasted), where it is still on this machine."""
+    from ..model_config import load_model_config
+    chosen = (load_model_config(model_dir).provenance.get('data') or {}).get('ensemble_validation')
+    if not chosen or not Path(chosen['root']).is_dir():
+        return None
+    return str(chosen['dataset']), Path(chosen['root']), chosen.get('split')
+
+
 def _quantize(args: argparse.Namespace) -> None:
     from ..data import open_dataset
     from ..export import Int8Margins, quantize_model
 
     kind, root, split = args.calibration
     split = split or ('train' if kind in ('camvid', 'cityscapes', 'synthetic') else None)
-    val_kind, val_root, val_split = args.validation or (kind, root, 'val')
+    val_kind, val_root, val_split = args.validation or _model_validation(args.models) or (kind, root, 'val')
     calibration = open_dataset(kind, root, split)
     count = min(args.calibration_frames, len(calibration))
     picks = np.linspace(0, len(calibration) - 1, count).round().astype(int) if count else []

@@ -77,7 +77,19 @@ def _common(parser: argparse.ArgumentParser, stage: str) -> None:
     if stage in ('dissimilarity', 'all'):
         parser.add_argument('--vgg16-weights', type=Path, metavar='FILE',
                             help='torchvision VGG16 ImageNet state dict for the dissimilarity encoder (width 1)')
-        parser.add_argument('--sources', metavar='A,B', help='data generator sources (default A,B)')
+        parser.add_argument('--sources', metavar='A,B,C', help='data generator sources: A class swap, B void '
+                            'objects, C pasted objects (default: the preset\'s; A,B, real: A,C)')
+        parser.add_argument('--objects', type=Path, metavar='DIR',
+                            help='RGBA object cutouts with manifest.json (../shared/data/coco_objects) for source C: '
+                                 'training categories pasted into training frames, held-out ones into the '
+                                 'validation set')
+        parser.add_argument('--void', choices=('ignore', 'anomaly'),
+                            help="void pixels in sources B and C: 'ignore' or 'anomaly' (default: the preset's)")
+        parser.add_argument('--pastes-per-frame', type=int, metavar='N',
+                            help='source C: differently pasted copies of each training frame')
+        parser.add_argument('--validation-set', type=Path, metavar='DIR',
+                            help='source C\'s validation set (written there once when missing; default '
+                                 'WORK/validation_objects)')
         parser.add_argument('--no-uncertainty', action='store_true',
                             help='ablation: dissimilarity network without the uncertainty inputs')
         parser.add_argument('--cache-dir', type=Path, metavar='DIR', help='where generated training sets are cached')
@@ -168,8 +180,12 @@ def _overrides(args: argparse.Namespace) -> dict[str, Any]:
         diss.update({'vgg16_weights': str(args.vgg16_weights) if args.vgg16_weights else None,
                      'use_uncertainty': False if args.no_uncertainty else None,
                      'cache_dir': str(args.cache_dir) if args.cache_dir else None})
+        generator = {'objects': str(args.objects) if args.objects else None, 'void': args.void,
+                     'pastes_per_frame': args.pastes_per_frame,
+                     'validation_set': str(args.validation_set) if args.validation_set else None}
         if args.sources:
-            diss['generator'] = {'sources': [s.strip().upper() for s in args.sources.split(',') if s.strip()]}
+            generator['sources'] = [s.strip().upper() for s in args.sources.split(',') if s.strip()]
+        diss['generator'] = generator
     return over
 
 

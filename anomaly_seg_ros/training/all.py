@@ -19,7 +19,7 @@ from ..model_config import load_model_config, save_model_config
 from .calibration import calibrate_perceptual
 from .common import StageResult, Timer, format_duration, git_commit, machine_info
 from .config import TrainConfig, config_to_dict
-from .dissimilarity import train_dissimilarity
+from .dissimilarity import train_dissimilarity, validation_set_path
 from .distributed import init_distributed
 from .ensemble import EnsembleResult, tune_ensemble
 from .manifest import write_manifest
@@ -86,7 +86,13 @@ def train_all(config: TrainConfig, out_dir: str | Path, work_dir: str | Path | N
         log(f'train all: no ONNX graphs were exported; tuning the ensemble with the torch backend, not {backend}')
         backend = 'torch'
     device = None if config.device in ('auto', '') else config.device
-    ensemble = tune_ensemble(out_dir, config.data.dataset, config.data.root, ens.split, ens.grid,
+    # With pasted objects (source C) the weights are chosen on the validation frames with held-out objects;
+    # otherwise on the validation split's void objects.
+    ens_dataset, ens_root, ens_split = config.data.dataset, config.data.root, ens.split
+    if 'C' in {s.upper() for s in config.dissimilarity.generator.sources}:
+        ens_root = str(validation_set_path(config, Path(work_dir or out_dir / 'training') / 'dissimilarity'))
+        ens_dataset, ens_split = 'folder', None
+    ensemble = tune_ensemble(out_dir, ens_dataset, ens_root, ens_split, ens.grid,
                              ens.limit if ens.limit is not None else config.data.val_limit, ens.bins, backend,
                              device, show_progress=show_progress, log=log)
     by_stage = {s.stage: s for s in stages}
@@ -106,7 +112,8 @@ def train_all(config: TrainConfig, out_dir: str | Path, work_dir: str | Path | N
         'seed': config.seed,
         'commit': commit,
         'data': {'dataset': config.data.dataset, 'root': str(config.data.root),
-                 'train_split': config.data.train_split, 'val_split': config.data.val_split},
+                 'train_split': config.data.train_split, 'val_split': config.data.val_split,
+                 'ensemble_validation': {'dataset': ens_dataset, 'root': str(ens_root), 'split': ens_split}},
         'machine': machine_info(dist.device),
         'training_time_s': round(training_time, 1),
         'wall_time_s': round(timer.elapsed, 1),

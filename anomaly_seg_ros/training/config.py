@@ -117,12 +117,20 @@ class CalibrationConfig:
 
 @dataclass
 class DataGeneratorConfig:
-    """The paper's training data generator (Sec. 3.2): source A class swap, source B void objects."""
+    """The paper's training data generator (Sec. 3.2): source A class swap, source B void objects, and
+    source C, real objects pasted onto the road (outlier exposure; ``objects`` is the cutout folder)."""
 
     sources: list[str] = field(default_factory=lambda: ['A', 'B'])
     swap_probability: float = 0.5               # per instance; at least one instance is swapped per frame
     min_instance_pixels: int = 64               # at the segmentation input size
     batch_size: int = 8
+    void: str = 'anomaly'                       # void pixels in sources B and C: 'anomaly' (the paper's source B)
+    #                                             or 'ignore' (CamVid's void is mostly unlabelled object borders)
+    objects: str | None = None                  # source C: folder of RGBA cutouts with manifest.json
+    pastes_per_frame: int = 2                   # source C: differently pasted copies of each training frame
+    # Source C's validation set: the validation split with held-out-category objects pasted, written once
+    # (a `folder` anomaly set; default <work>/validation_objects); the ensemble and the INT8 check use it too.
+    validation_set: str | None = None
 
 
 @dataclass
@@ -143,6 +151,7 @@ class DissimilarityConfig:
     generator: DataGeneratorConfig = field(default_factory=DataGeneratorConfig)
     cache_dir: str | None = None                # generated sets (default: <work>/generated)
     steps_per_epoch: int | None = None
+    checkpoint: str = 'last'                    # the weights kept: the 'last' epoch's or the 'best' validation AP's
 
 
 @dataclass
@@ -245,7 +254,11 @@ PRESETS['real'] = {
     },
     'synthesis': {'epochs': 20, 'batch_size': 4, 'decay_start_epoch': 10, 'lambda_l1': 20.0,
                   'discriminator': {'ndf': 32}},
-    'dissimilarity': {'epochs': 10},
+    # Source C (objects pasted on the road, --objects) replaces source B: CamVid's void is mostly unlabelled
+    # object borders, which B taught as anomalies; void pixels are ignored. One pasted copy per training frame
+    # keeps the dissimilarity epochs at the 2-core budget.
+    'dissimilarity': {'epochs': 10, 'checkpoint': 'best',
+                      'generator': {'sources': ['A', 'C'], 'void': 'ignore', 'pastes_per_frame': 1}},
     'ensemble': {'backend': 'onnxruntime'},
     'export': {'torch_dtype': 'float16'},
 }
@@ -356,8 +369,18 @@ def validate_config(config: TrainConfig) -> TrainConfig:
     if config.preset not in PRESETS:
         problems.append(f'preset {config.preset!r} is not one of {sorted(PRESETS)}')
     sources = config.dissimilarity.generator.sources
-    if not sources or not set(s.upper() for s in sources) <= {'A', 'B'}:
-        problems.append(f'dissimilarity.generator.sources must be a non-empty subset of [A, B], got {sources}')
+    if not sources or not set(s.upper() for s in sources) <= {'A', 'B', 'C'}:
+        problems.append(f'dissimilarity.generator.sources must be a non-empty subset of [A, B, C], got {sources}')
+    generator = config.dissimilarity.generator
+    if 'C' in {s.upper() for s in sources} and not generator.objects:
+        problems.append('dissimilarity.generator.sources has C (pasted objects) but no objects folder is given '
+                        '(--objects DIR, e.g. ../shared/data/coco_objects)')
+    if generator.void not in ('anomaly', 'ignore'):
+        problems.append(f"dissimilarity.generator.void must be 'anomaly' or 'ignore', got {generator.void!r}")
+    if config.dissimilarity.checkpoint not in ('last', 'best'):
+        problems.append(f"dissimilarity.checkpoint must be 'last' or 'best', got {config.dissimilarity.checkpoint!r}")
+    if generator.pastes_per_frame < 1:
+        problems.append(f'dissimilarity.generator.pastes_per_frame must be >= 1, got {generator.pastes_per_frame}')
     if config.dissimilarity.class_weighting not in ('enet', 'none'):
         problems.append(f"dissimilarity.class_weighting must be 'enet' or 'none', got "
                         f'{config.dissimilarity.class_weighting!r}')

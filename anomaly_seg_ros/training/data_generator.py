@@ -12,6 +12,16 @@ synthesized from the prediction and its perceptual difference to the real image;
 (``Sample.void``) are anomalies (1), pixels that are ignore in the ground truth but not void are
 ignored (255), the rest is 0.
 
+Source C, pasted objects (outlier exposure): real object cutouts (:mod:`..data.objects`) are pasted
+onto the road of the camera image (:mod:`..data.pasting`); the pasted image then goes through the
+stages exactly as at run time (segmentation -> predicted map, entropy, softmax distance; synthesis of
+the predicted map; perceptual difference), and the pasted pixels are the anomalies. A frame that
+already carries anomaly labels (a validation set written with the objects pasted) is used as it is.
+
+Void pixels (``Sample.void``) are anomalies in source B and ignored (255) in source C by default;
+``void_policy`` selects either for both (source B's "void = anomaly" teaches CamVid's unlabelled
+object borders as anomalies).
+
 Everything is computed with the model directory's stage modules (so the inputs are exactly what the
 pipeline produces) and stored at the dissimilarity input size, resized as the dissimilarity stage
 resizes (bilinear for images and maps, nearest for the semantic map and the labels).
@@ -24,6 +34,8 @@ from typing import NamedTuple
 import numpy as np
 import torch
 
+from ..data.objects import ObjectBank
+from ..data.pasting import PasteSettings, paste_objects, pasted_anomaly_labels, surface_mask
 from ..errors import DatasetError
 from ..labels import IGNORE_INDEX, LabelSet
 from ..networks import resize_bilinear, resize_labels_nearest
@@ -32,6 +44,7 @@ from .frames import Frame, resize_nearest
 __all__ = [
     'SOURCES',
     'GeneratedBatch',
+    'PastedObjects',
     'SwapResult',
     'class_swap_labels',
     'generate_batch',
@@ -39,7 +52,7 @@ __all__ = [
     'void_anomaly_labels',
 ]
 
-SOURCES = ('A', 'B')
+SOURCES = ('A', 'B', 'C')
 
 
 class SwapResult(NamedTuple):
@@ -106,12 +119,12 @@ def class_swap_labels(mask: np.ndarray, semantic: np.ndarray) -> np.ndarray:
     return labels
 
 
-def void_anomaly_labels(void: np.ndarray, semantic: np.ndarray) -> np.ndarray:
-    """Source B labels: HxW uint8, 1 on void pixels, 255 where the ground truth is ignore but not void,
-    else 0."""
+def void_anomaly_labels(void: np.ndarray, semantic: np.ndarray, void_policy: str = 'anomaly') -> np.ndarray:
+    """Source B labels: HxW uint8, 1 on void pixels (255 with ``void_policy`` 'ignore'), 255 where the ground
+    truth is ignore but not void, else 0."""
     labels = np.zeros(semantic.shape, dtype=np.uint8)
     labels[(semantic == IGNORE_INDEX) & ~void] = IGNORE_INDEX
-    labels[void] = 1
+    labels[void] = 1 if void_policy == 'anomaly' else IGNORE_INDEX
     return labels
 
 
@@ -132,22 +145,57 @@ def _uint8(x: torch.Tensor) -> np.ndarray:
     return (x.clamp(0, 1) * 255 + 0.5).to(torch.uint8).cpu().numpy()
 
 
+class PastedObjects(NamedTuple):
+    """What source C pastes: the object bank, the placement settings, and what void pixels become."""
+
+    bank: ObjectBank
+    settings: PasteSettings
+    void_policy: str = 'ignore'
+
+
+def _paste_frame(frame: Frame, label_set: LabelSet, pasted: PastedObjects,
+                 rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """Source C for one frame: (HxWx3 uint8 image with objects, HxW uint8 labels)."""
+    if frame.anomaly is not None:  # a validation set written with its objects already pasted
+        return frame.image, frame.anomaly
+    if frame.semantic is None:
+        raise DatasetError(f'frame {frame.name} has no semantic map; source C needs one to find the road')
+    result = paste_objects(frame.image, surface_mask(frame.semantic, label_set), pasted.bank, rng, pasted.settings)
+    return result.image, pasted_anomaly_labels(result, frame.void, pasted.void_policy)
+
+
 @torch.no_grad()
 def generate_batch(frames: Sequence[Frame], source: str, modules: dict[str, torch.nn.Module], label_set: LabelSet,
                    size: tuple[int, int], device: torch.device, rngs: Sequence[np.random.Generator],
-                   probability: float = 0.5, min_pixels: int = 1) -> GeneratedBatch:
-    """Make the samples of ``source`` ('A' or 'B') for ``frames`` (at the segmentation input size).
+                   probability: float = 0.5, min_pixels: int = 1, pasted: PastedObjects | None = None,
+                   void_policy: str = 'anomaly') -> GeneratedBatch:
+    """Make the samples of ``source`` ('A', 'B' or 'C') for ``frames`` (at the segmentation input size).
 
     ``modules``: the segmentation, synthesis and perceptual stage modules (eval mode). Frames without a
-    swappable instance (source A) give no sample; ``rngs`` (one per frame) draw the swaps.
+    swappable instance (source A) give no sample; ``rngs`` (one per frame) draw the swaps and the pastes.
+    ``pasted``: source C's objects; ``void_policy``: what void pixels are in source B.
     """
     if source not in SOURCES:
         raise ValueError(f'unknown data generator source {source!r}; sources: {SOURCES}')
-    image = torch.from_numpy(np.stack([f.image.transpose(2, 0, 1) for f in frames])).to(device).float() / 255
+    pasted_labels: list[np.ndarray] = []
+    if source == 'C':
+        if pasted is None:
+            raise ValueError('source C needs the objects to paste (PastedObjects)')
+        made = [_paste_frame(frame, label_set, pasted, rngs[i]) for i, frame in enumerate(frames)]
+        images = [m[0] for m in made]
+        pasted_labels = [m[1] for m in made]
+    else:
+        images = [f.image for f in frames]
+    image = torch.from_numpy(np.stack([im.transpose(2, 0, 1) for im in images])).to(device).float() / 255
     predicted, entropy, distance = modules['segmentation'](image)
     keep: list[int] = []
     maps, labels = [], []
     for i, frame in enumerate(frames):
+        if source == 'C':
+            maps.append(predicted[i].cpu())  # what the pipeline sees: the prediction of the pasted frame
+            labels.append(pasted_labels[i])
+            keep.append(i)
+            continue
         if frame.semantic is None:
             raise DatasetError(f'frame {frame.name} has no semantic ground truth; the data generator needs it')
         if source == 'A':
@@ -158,13 +206,16 @@ def generate_batch(frames: Sequence[Frame], source: str, modules: dict[str, torc
             if not swap.swaps:
                 continue
             maps.append(torch.from_numpy(swap.semantic.astype(np.int32)))
-            labels.append(class_swap_labels(swap.mask, frame.semantic))
+            swap_labels = class_swap_labels(swap.mask, frame.semantic)
+            if void_policy == 'ignore' and frame.void is not None:
+                swap_labels[frame.void & ~swap.mask] = IGNORE_INDEX
+            labels.append(swap_labels)
         else:
             if frame.void is None:
                 raise DatasetError(f'frame {frame.name} has no void mask; source B (void objects) needs one: '
                                    'use a dataset with void labels or train with --sources A')
             maps.append(predicted[i].cpu())
-            labels.append(void_anomaly_labels(frame.void, frame.semantic))
+            labels.append(void_anomaly_labels(frame.void, frame.semantic, void_policy))
         keep.append(i)
     if not keep:
         return GeneratedBatch(*(np.zeros((0,), np.uint8) for _ in range(5)), names=[])  # type: ignore[misc]

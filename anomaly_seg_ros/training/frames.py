@@ -18,7 +18,7 @@ from ..labels import LabelSet
 from ..networks.functional import nearest_indices
 from .config import DataConfig
 
-__all__ = ['Frame', 'Frames', 'check_data', 'open_frames', 'resize_image', 'resize_nearest']
+__all__ = ['Frame', 'Frames', 'RepeatedFrames', 'check_data', 'open_frames', 'resize_image', 'resize_nearest']
 
 _CACHE_LIMIT_BYTES = 4 << 30
 
@@ -27,7 +27,8 @@ class Frame(NamedTuple):
     """One frame at (H, W) = the segmentation input size.
 
     image: HxWx3 uint8 RGB. semantic: HxW uint8 train ids (255 ignore). instance: HxW int32
-    (labelId*1000+k on instances) or None. void: HxW bool or None. name: the sample name.
+    (labelId*1000+k on instances) or None. void: HxW bool or None. name: the sample name. anomaly: HxW uint8
+    0/1/255 of an anomaly set (objects already pasted), else None.
     """
 
     name: str
@@ -35,6 +36,7 @@ class Frame(NamedTuple):
     semantic: np.ndarray | None
     instance: np.ndarray | None
     void: np.ndarray | None
+    anomaly: np.ndarray | None = None
 
 
 def resize_image(rgb: np.ndarray, size: tuple[int, int]) -> np.ndarray:
@@ -89,10 +91,38 @@ class Frames:
             semantic=None if sample.semantic is None else resize_nearest(sample.semantic, self.size),
             instance=None if sample.instance is None else resize_nearest(sample.instance, self.size),
             void=None if sample.void is None else resize_nearest(sample.void, self.size),
+            anomaly=None if sample.anomaly is None else resize_nearest(sample.anomaly, self.size),
         )
         if self._cache is not None:
             self._cache[index] = frame
         return frame
+
+
+class RepeatedFrames:
+    """``frames`` ``copies`` times over (frame ``i`` at ``i``, ``n + i``, ...), each copy named ``<name>#<copy>``:
+    source C pastes other objects into each copy, since every index draws from its own generator."""
+
+    def __init__(self, frames: object, copies: int) -> None:
+        self.frames = frames
+        self.copies = max(1, int(copies))
+
+    @property
+    def size(self) -> tuple[int, int]:
+        return self.frames.size  # type: ignore[attr-defined]
+
+    @property
+    def dataset(self) -> object:
+        return self.frames.dataset  # type: ignore[attr-defined]
+
+    def __len__(self) -> int:
+        return len(self.frames) * self.copies  # type: ignore[arg-type]
+
+    def __getitem__(self, index: int) -> Frame:
+        if not 0 <= index < len(self):
+            raise IndexError(f'frame {index} out of range ({len(self)})')
+        copy, frame_index = divmod(index, len(self.frames))  # type: ignore[arg-type]
+        frame = self.frames[frame_index]  # type: ignore[index]
+        return frame if self.copies == 1 else frame._replace(name=f'{frame.name}#{copy}')
 
 
 def open_frames(data: DataConfig, split: str, size: tuple[int, int], label_set: LabelSet | None = None,

@@ -8,6 +8,7 @@ memory-mapped); it is written under a temporary name and renamed when complete.
 """
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import shutil
@@ -24,14 +25,14 @@ from ..model_config import ModelConfig
 from ..stage_modules import load_stage_modules
 from .common import file_sha256, progress, rng_for
 from .config import DataGeneratorConfig
-from .data_generator import generate_batch
+from .data_generator import PastedObjects, generate_batch
 from .distributed import Dist, DistributedError
 from .frames import Frames
 from .predicted import PredictedFrames
 
 __all__ = ['GENERATOR_VERSION', 'GeneratedSet', 'generated_set_key', 'load_or_generate']
 
-GENERATOR_VERSION = 1
+GENERATOR_VERSION = 2  # 2: void policy, source C
 _ARRAYS = ('image', 'synthesis', 'semantic', 'uncertainty', 'labels')
 
 
@@ -59,7 +60,8 @@ class GeneratedSet:
 def load_or_generate(model_dir: str | Path, model: ModelConfig, frames: Frames | PredictedFrames, split: str,
                      source: str, settings: DataGeneratorConfig, seed: int, cache_root: str | Path,
                      device: torch.device, show_progress: bool = True,
-                     log: Callable[[str], None] = print, dist: Dist | None = None) -> GeneratedSet:
+                     log: Callable[[str], None] = print, dist: Dist | None = None,
+                     pasted: PastedObjects | None = None) -> GeneratedSet:
     """The generated set of ``source`` for ``frames``: from the cache when present, else generated.
 
     With several processes each rank generates a contiguous share of the frames into
@@ -68,7 +70,7 @@ def load_or_generate(model_dir: str | Path, model: ModelConfig, frames: Frames |
     """
     dist = dist or Dist()
     model_dir, cache_root = Path(model_dir), Path(cache_root)
-    key, description = generated_set_key(model_dir, model, frames, split, source, settings, seed)
+    key, description = generated_set_key(model_dir, model, frames, split, source, settings, seed, pasted)
     target = cache_root / key
     if dist.broadcast((target / 'meta.yaml').is_file()):  # rank 0 decides: no rank may generate alone
         log(f'data generator: reusing {target} ({split}, source {source})')
@@ -84,7 +86,7 @@ def load_or_generate(model_dir: str | Path, model: ModelConfig, frames: Frames |
     share = dist.shard(n)
     directory = partial / f'rank{dist.rank:03d}' if dist.is_distributed else partial
     count, kept = _generate_share(frames, share, source, modules, model, size, settings, seed, device, directory,
-                                  progress_enabled=show_progress, desc=f'generate {split} {source}')
+                                  progress_enabled=show_progress, desc=f'generate {split} {source}', pasted=pasted)
     if dist.is_distributed:
         (directory / 'names.yaml').write_text(yaml.safe_dump({'count': count, 'names': kept}))
     dist.barrier()
@@ -131,7 +133,7 @@ def _arrays(directory: Path, rows: int, size: tuple[int, ...]) -> dict[str, np.n
 def _generate_share(frames: Frames | PredictedFrames, share: range, source: str, modules: dict[str, torch.nn.Module],
                     model: ModelConfig, size: tuple[int, ...], settings: DataGeneratorConfig, seed: int,
                     device: torch.device, directory: Path, progress_enabled: bool,
-                    desc: str) -> tuple[int, list[str]]:
+                    desc: str, pasted: PastedObjects | None = None) -> tuple[int, list[str]]:
     """Generate the samples of the frames ``share`` into ``directory``; returns (samples, their names)."""
     arrays = _arrays(directory, len(share), size)
     count, kept = 0, []
@@ -140,7 +142,7 @@ def _generate_share(frames: Frames | PredictedFrames, share: range, source: str,
         indices = list(range(start, min(start + batch_size, share.stop)))
         batch = generate_batch([frames[i] for i in indices], source, modules, model.label_set, size, device,
                                [rng_for(seed, 0xA5A5, i) for i in indices], settings.swap_probability,
-                               settings.min_instance_pixels)
+                               settings.min_instance_pixels, pasted, settings.void)
         k = len(batch.names)
         for name in _ARRAYS:
             if k:
@@ -182,14 +184,16 @@ def _merge_shares(partial: Path, world_size: int, size: tuple[int, ...]) -> tupl
 
 
 def generated_set_key(model_dir: Path, model: ModelConfig, frames: Frames | PredictedFrames, split: str, source: str,
-                      settings: DataGeneratorConfig, seed: int) -> tuple[str, dict[str, Any]]:
+                      settings: DataGeneratorConfig, seed: int,
+                      pasted: PastedObjects | None = None) -> tuple[str, dict[str, Any]]:
     """(folder name, the description its key hashes) of the generated set of ``source`` for ``frames``."""
     names = list(getattr(frames.dataset, 'names', []))[: len(frames)]
     frames_hash = hashlib.sha256('\n'.join(names).encode()).hexdigest()
     description = {
         'version': GENERATOR_VERSION, 'split': split, 'source': source, 'seed': seed,
         'dataset': type(frames.dataset).__name__, 'root': str(getattr(frames.dataset, 'root', '')),
-        'semantic': 'predicted' if isinstance(frames, PredictedFrames) else 'ground_truth',
+        # Source C segments each pasted frame: its map is always the prediction.
+        'semantic': 'predicted' if isinstance(frames, PredictedFrames) or source == 'C' else 'ground_truth',
         'frames': frames_hash, 'count': len(frames),
         'sizes': {s: list(model.stage(s).input_size) for s in model.stages},
         'perceptual': {'scale': model.perceptual_scale, 'normalization': model.perceptual_normalization},
@@ -197,6 +201,10 @@ def generated_set_key(model_dir: Path, model: ModelConfig, frames: Frames | Pred
                      for s in ('segmentation', 'synthesis', 'perceptual')},
         'generator': {'swap_probability': settings.swap_probability,
                       'min_instance_pixels': settings.min_instance_pixels} if source == 'A' else None,
+        'void': settings.void,
+        'pasted': None if pasted is None or source != 'C' else {
+            'objects': str(pasted.bank.root), 'part': pasted.bank.part, 'cutouts': len(pasted.bank),
+            'settings': dataclasses.asdict(pasted.settings)},
     }
     key = hashlib.sha256(json.dumps(description, sort_keys=True).encode()).hexdigest()[:16]
     return f'{split}_{source}_{key}', description

@@ -4,6 +4,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from ..data.objects import EXCLUDED_CATEGORIES, HELD_OUT_CATEGORIES
 from ..model_config import load_model_config
 from .common import format_duration
 
@@ -28,6 +29,10 @@ WEIGHT_SOURCES = {
     'lpips_weights': 'LPIPS v0.1 SqueezeNet heads, richzhang/PerceptualSimilarity @082bb24: BSD-2-Clause',
     'vgg19_weights': 'torchvision VGG19 ImageNet weights: BSD-3-Clause (torchvision)',
 }
+OBJECT_TERMS = ('COCO 2017 object cutouts: masks from the COCO annotations (CC BY 4.0, COCO Consortium); the '
+                'pixels keep each photo\'s Flickr licence, listed per cutout in the folder\'s manifest.json '
+                '(Attribution, Attribution-ShareAlike, Attribution-NonCommercial(-ShareAlike): some non-commercial, '
+                'all need attribution); the cutouts are not shipped, only a model trained with them')
 DATASET_TERMS = {
     'camvid': 'CamVid (SegNet split): research use; the SegNet tutorial repository that carries it is CC BY-NC 4.0',
     'cityscapes': 'Cityscapes: non-commercial use under the Cityscapes terms',
@@ -50,6 +55,11 @@ def sources_section(config: dict[str, Any]) -> list[str]:
     if dataset:
         terms = DATASET_TERMS.get(dataset, "see the dataset's own terms")
         lines.append(f'- training data `{dataset}`: {terms}')
+    generator = lookup('dissimilarity.generator') or {}
+    if generator.get('objects') and 'C' in [str(x).upper() for x in generator.get('sources') or []]:
+        lines.append(f'- pasted objects `{generator["objects"]}` (data generator source C): {OBJECT_TERMS}')
+        lines.append(f'  - category split: held out for validation only {list(HELD_OUT_CATEGORIES)}; left out of both '
+                     f'{list(EXCLUDED_CATEGORIES)}; every other category pasted into training frames')
     lines += ['- the model files inherit the most restrictive of these terms', '']
     return lines
 

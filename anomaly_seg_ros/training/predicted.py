@@ -126,7 +126,8 @@ class PredictedFrames:
     def __getitem__(self, index: int) -> Frame:
         frame = self.frames[index]
         semantic = np.asarray(self.semantic[index])
-        return Frame(frame.name, frame.image, semantic, components_as_instances(semantic, self.label_set), frame.void)
+        return Frame(frame.name, frame.image, semantic, components_as_instances(semantic, self.label_set), frame.void,
+                     frame.anomaly)
 
 
 def stage_frames(config: TrainConfig, out_dir: str | Path, model: ModelConfig, split: str, limit: int | None,

@@ -14,6 +14,7 @@ from anomaly_seg_ros.errors import AnomalySegError, ModelError
 from anomaly_seg_ros.labels import CAMVID, CITYSCAPES, IGNORE_INDEX, SYNTHETIC, class_mapping
 from anomaly_seg_ros.networks import espnetv2
 from anomaly_seg_ros.training import load_train_config, train_all
+from anomaly_seg_ros.training.config import ConfigError
 from anomaly_seg_ros.training.model_dir import model_config_for
 from anomaly_seg_ros.training.predicted import components_as_instances
 
@@ -49,11 +50,13 @@ def fake_espnetv2_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return path
 
 
-def _real_config(root: Path, weights: Path, **sets):
+def _real_config(root: Path, weights: Path, objects: Path | None = None, **sets):
+    """The real preset at tiny sizes; without ``objects`` its data generator falls back to sources A and B."""
+    generator = {'objects': str(objects)} if objects else {'sources': ['A', 'B'], 'void': 'anomaly'}
     data = {'input_sizes': REAL_TINY_SIZES, 'data': {'root': str(root)}, 'calibration': {'frames': 4},
             'segmentation': {'pretrained': str(weights)},
             'synthesis': {'epochs': 1, 'batch_size': 2, 'discriminator': {'ndf': 8, 'n_layers': 3}},
-            'dissimilarity': {'epochs': 1, 'batch_size': 2}, 'ensemble': {'grid': [0, 1]}}
+            'dissimilarity': {'epochs': 1, 'batch_size': 2, 'generator': generator}, 'ensemble': {'grid': [0, 1]}}
     data.update(sets)
     return load_train_config('real', sets=data)
 
@@ -106,12 +109,18 @@ def test_import_refuses_weights_of_another_width(tiny_camvid, tmp_path):
                            log=lambda _: None)
 
 
+def test_real_preset_needs_the_objects_of_source_c(tiny_camvid):
+    with pytest.raises(ConfigError, match='--objects DIR'):
+        load_train_config('real', sets={'data': {'root': str(tiny_camvid)}})
+
+
 def test_train_all_real_builds_a_cityscapes_model_from_imported_weights_and_predicted_maps(
-        tiny_camvid, fake_espnetv2_file, tmp_path):
+        tiny_camvid, fake_espnetv2_file, object_bank_root, tmp_path):
     from anomaly_seg_ros.pipeline import AnomalyPipeline
     out, work = tmp_path / 'model', tmp_path / 'work'
     lines: list[str] = []
-    train_all(_real_config(tiny_camvid, fake_espnetv2_file), out, work, show_progress=False, log=lines.append)
+    train_all(_real_config(tiny_camvid, fake_espnetv2_file, object_bank_root), out, work, show_progress=False,
+              log=lines.append)
     meta = yaml.safe_load((out / 'model.yaml').read_text())
     assert meta['label_set']['name'] == 'cityscapes'
     segmentation = meta['provenance']['stages']['segmentation']
@@ -121,10 +130,13 @@ def test_train_all_real_builds_a_cityscapes_model_from_imported_weights_and_pred
     assert sorted(p.name.split('_')[0] for p in (work / 'predicted').glob('*.npy')) == ['train', 'val']
     assert any('predicted maps: reusing' in line for line in lines)
     generated = [yaml.safe_load((d / 'meta.yaml').read_text()) for d in (work / 'generated').iterdir()]
-    assert {m['description']['source'] for m in generated} == {'A', 'B'}
+    assert {(m['description']['source'], m['description']['split']) for m in generated} == {
+        ('A', 'train'), ('C', 'train'), ('C', 'val')}  # validation: the held-out objects alone
     assert all(m['description']['semantic'] == 'predicted' for m in generated)
-    source_b = next(m for m in generated if m['description']['source'] == 'B' and m['description']['split'] == 'train')
-    assert source_b['pixels']['anomaly'] > 0  # CamVid void blocks became anomalies
+    source_c = next(m for m in generated if m['description']['source'] == 'C' and m['description']['split'] == 'train')
+    assert source_c['pixels']['anomaly'] > 0 and source_c['description']['void'] == 'ignore'
+    # CamVid's void blocks are ignored, not anomalies: the only anomalies are the pasted objects.
+    assert source_c['pixels']['ignored'] > 0
     rgb = np.random.default_rng(1).integers(0, 255, (72, 96, 3), dtype=np.uint8)
     with AnomalyPipeline.from_model_dir(out, backend='onnxruntime') as pipeline:
         result = pipeline.process(rgb, outputs=['semantic', 'anomaly'])
