@@ -48,3 +48,21 @@ def test_data_check_stops_with_one_line_naming_the_missing_file(tmp_path, capsys
     assert main(['data', 'check', '--dataset', 'folder', '--root', str(tmp_path), '--quiet']) == 2
     err = capsys.readouterr().err
     assert err.startswith('anomaly_seg data: error: label file missing for image') and 'a.png' in err
+
+
+def test_data_paste_writes_a_folder_set_that_eval_reads_and_refuses_a_test_split(tmp_path, object_bank_root, capsys):
+    from anomaly_seg_ros.data import open_dataset
+    root = tmp_path / 'synth'
+    assert main(['data', 'synthetic', '--out', str(root), '--train', '0', '--val', '2', '--anomaly-test', '0',
+                 '--size', '128x64', '--quiet']) == 0
+    out = tmp_path / 'pasted'
+    assert main(['data', 'paste', '--dataset', 'synthetic', '--root', str(root), '--objects', str(object_bank_root),
+                 '--out', str(out), '--sheet', '2', '--quiet']) == 0
+    printed = capsys.readouterr().out
+    assert '--dataset folder' in printed and 'held_out' in printed and (out / 'sheet.jpg').is_file()
+    pasted = open_dataset('folder', out)
+    assert len(pasted) == 2 and any((pasted[i].anomaly == 1).any() for i in range(2))
+    with pytest.raises(SystemExit):
+        main(['data', 'paste', '--dataset', 'camvid', '--root', str(root), '--split', 'test',
+              '--objects', str(object_bank_root), '--out', str(out)])
+    assert 'invalid choice' in capsys.readouterr().err
