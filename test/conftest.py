@@ -4,6 +4,7 @@ from __future__ import annotations
 import itertools
 import json
 import os
+import signal
 import subprocess
 import sys
 from collections.abc import Sequence
@@ -72,6 +73,10 @@ def object_bank_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def pytest_configure(config: pytest.Config) -> None:
     # Two cores here; keep torch from oversubscribing when several tests spawn processes.
     os.environ.setdefault('OMP_NUM_THREADS', '2')
+    # A shell starts background jobs (`make test &`, nohup) with SIGINT ignored, and children inherit that
+    # through exec: the tests that stop the node, launch or the demo with Ctrl-C need it delivered.
+    if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 # -- pip's resolver for another platform, no install (the requirements tests) ------------------------

@@ -2,8 +2,9 @@
 set's void objects as anomalies (CamVid val for the real-frame model).
 
 Rows (AP, FPR95, AUROC): softmax entropy alone, softmax distance alone, perceptual difference alone,
-re-synthesis only (a dissimilarity network trained WITHOUT the uncertainty inputs and WITHOUT data
-generator source B, otherwise with the model's own training settings), dissimilarity without the
+re-synthesis only (a dissimilarity network trained WITHOUT the uncertainty inputs and with data generator
+source A alone, i.e. without source B's void objects or source C's pasted objects, otherwise with the model's
+own training settings), dissimilarity without the
 ensemble (the full model's network output) and the full framework (the tuned ensemble).
 
 The re-synthesis-only network gets its own model directory ``<out>/resynthesis_only`` (the full
@@ -35,7 +36,7 @@ ABLATION_ROWS = (
     ('softmax entropy', 'full', 'entropy'),
     ('softmax distance', 'full', 'softmax_distance'),
     ('perceptual difference', 'full', 'perceptual_difference'),
-    ('re-synthesis only (no uncertainty inputs, no data generator source B)', 'resynthesis_only', 'dissimilarity'),
+    ('re-synthesis only (no uncertainty inputs, data generator source A only)', 'resynthesis_only', 'dissimilarity'),
     ('dissimilarity without ensemble', 'full', 'dissimilarity'),
     ('full framework (ensemble)', 'full', 'anomaly'),
 )

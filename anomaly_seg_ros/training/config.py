@@ -239,9 +239,10 @@ PRESETS['demo'] = {
 # segmentation stage (--pretrained; 512x256, the CPU working point), SqueezeNet ImageNet features with the LPIPS
 # heads as the perceptual stage, and the synthesis and dissimilarity stages trained on CamVid train frames from
 # the segmentation's own predicted Cityscapes maps (data.semantic: predicted). The generator has the demo's width
-# (ngf 6): a wider one does not fit the 25 MB a shipped model directory may take. About 1 h 10 min on 2 CPU
-# cores. On a GPU the segmentation runs at 1024x512 from the EdgeNets file trained at that size
-# (espnetv2_s_2.0_city_1024x512.pth); the other stages keep their trained sizes.
+# (ngf 6): a wider one does not fit the 25 MB a shipped model directory may take. About 1 h 20 min on 2 CPU
+# cores (AMD EPYC, AVX-512 VNNI), source C's data generation included. On a GPU the segmentation runs at
+# 1024x512 from the EdgeNets file trained at that size (espnetv2_s_2.0_city_1024x512.pth); the other stages keep
+# their trained sizes.
 PRESETS['real'] = {
     **PRESETS['light'],
     'label_set': 'cityscapes',
