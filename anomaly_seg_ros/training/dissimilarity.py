@@ -222,6 +222,8 @@ def train_dissimilarity(config: TrainConfig, out_dir: str | Path, work_dir: str 
     if start.resumed:
         log(f'dissimilarity: resuming {checkpoint.path} at epoch {epoch}, step {step}' + resumed_note(start, dist))
     best_path = work / 'best.pt'  # the epoch with the highest validation AP (checkpoint: best)
+    if not start.resumed and dist.is_main:
+        best_path.unlink(missing_ok=True)  # an earlier run's, in a reused work folder
     logger = RunLogger(work, resume=start.resumed) if dist.is_main else NullLogger()
     timer = Timer(elapsed + (generation.elapsed if not start.resumed else 0.0))
     use_uncertainty = bool(getattr(network, 'use_uncertainty', True))
