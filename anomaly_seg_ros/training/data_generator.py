@@ -146,14 +146,13 @@ def _uint8(x: torch.Tensor) -> np.ndarray:
 
 
 class PastedObjects(NamedTuple):
-    """What source C pastes: the object bank, the placement settings, and what void pixels become."""
+    """What source C pastes: the object bank and the placement settings."""
 
     bank: ObjectBank
     settings: PasteSettings
-    void_policy: str = 'ignore'
 
 
-def _paste_frame(frame: Frame, label_set: LabelSet, pasted: PastedObjects,
+def _paste_frame(frame: Frame, label_set: LabelSet, pasted: PastedObjects, void_policy: str,
                  rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
     """Source C for one frame: (HxWx3 uint8 image with objects, HxW uint8 labels)."""
     if frame.anomaly is not None:  # a validation set written with its objects already pasted
@@ -161,7 +160,7 @@ def _paste_frame(frame: Frame, label_set: LabelSet, pasted: PastedObjects,
     if frame.semantic is None:
         raise DatasetError(f'frame {frame.name} has no semantic map; source C needs one to find the road')
     result = paste_objects(frame.image, surface_mask(frame.semantic, label_set), pasted.bank, rng, pasted.settings)
-    return result.image, pasted_anomaly_labels(result, frame.void, pasted.void_policy)
+    return result.image, pasted_anomaly_labels(result, frame.void, void_policy)
 
 
 @torch.no_grad()
@@ -173,7 +172,7 @@ def generate_batch(frames: Sequence[Frame], source: str, modules: dict[str, torc
 
     ``modules``: the segmentation, synthesis and perceptual stage modules (eval mode). Frames without a
     swappable instance (source A) give no sample; ``rngs`` (one per frame) draw the swaps and the pastes.
-    ``pasted``: source C's objects; ``void_policy``: what void pixels are in source B.
+    ``pasted``: source C's objects; ``void_policy``: what void pixels are ('anomaly' or 'ignore').
     """
     if source not in SOURCES:
         raise ValueError(f'unknown data generator source {source!r}; sources: {SOURCES}')
@@ -181,7 +180,7 @@ def generate_batch(frames: Sequence[Frame], source: str, modules: dict[str, torc
     if source == 'C':
         if pasted is None:
             raise ValueError('source C needs the objects to paste (PastedObjects)')
-        made = [_paste_frame(frame, label_set, pasted, rngs[i]) for i, frame in enumerate(frames)]
+        made = [_paste_frame(frame, label_set, pasted, void_policy, rngs[i]) for i, frame in enumerate(frames)]
         images = [m[0] for m in made]
         pasted_labels = [m[1] for m in made]
     else:

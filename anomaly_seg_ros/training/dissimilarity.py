@@ -107,7 +107,7 @@ def generated_sets(config: TrainConfig, out_dir: Path, work: Path, split: str, d
     for source in sources:
         source_frames, pasted = frames, None
         if source == 'C':
-            pasted = PastedObjects(ObjectBank(generator.objects or '', 'train'), PasteSettings(), generator.void)
+            pasted = PastedObjects(ObjectBank(generator.objects or '', 'train'), PasteSettings())
             if training:
                 source_frames = RepeatedFrames(frames, generator.pastes_per_frame)
             else:

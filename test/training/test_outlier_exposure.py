@@ -94,9 +94,9 @@ def test_source_c_segments_the_pasted_frame_and_labels_its_objects(object_bank_r
     void = np.zeros((64, 128), bool)
     void[:2] = True
     frame = Frame('f', image, semantic, None, void)
-    pasted = PastedObjects(ObjectBank(object_bank_root, 'train'), PasteSettings(min_height=0.3), 'ignore')
+    pasted = PastedObjects(ObjectBank(object_bank_root, 'train'), PasteSettings(min_height=0.3))
     batch = generate_batch([frame], 'C', modules, CITYSCAPES, (32, 64), torch.device('cpu'),
-                           [np.random.default_rng(0)], pasted=pasted)
+                           [np.random.default_rng(0)], pasted=pasted, void_policy='ignore')
     assert not torch.equal(seen[0][0], torch.from_numpy(image.transpose(2, 0, 1)).float() / 255)
     labels = batch.labels[0]
     assert (labels == 1).any() and (labels[0] == IGNORE_INDEX).all()
@@ -104,6 +104,6 @@ def test_source_c_segments_the_pasted_frame_and_labels_its_objects(object_bank_r
     given = np.zeros((64, 128), np.uint8)
     given[40:50, 60:70] = 1
     kept = generate_batch([frame._replace(anomaly=given)], 'C', modules, CITYSCAPES, (32, 64), torch.device('cpu'),
-                          [np.random.default_rng(0)], pasted=pasted)
+                          [np.random.default_rng(0)], pasted=pasted, void_policy='ignore')
     assert torch.equal(seen[-1][0], torch.from_numpy(image.transpose(2, 0, 1)).float() / 255)
     assert (kept.labels[0] == 1).sum() == 25
