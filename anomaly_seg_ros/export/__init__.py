@@ -10,8 +10,7 @@ step needs none. So this package imports its modules on first use of a name, not
 """
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from ..lazy_exports import lazy_exports
 
 __all__ = [
     # onnx_export
@@ -35,17 +34,4 @@ _HOMES: dict[str, tuple[str, ...]] = {  # module -> the names it gives this pack
                      'quantize_model', 'record_stage_inputs'),
     'tensorrt_build': ('DEFAULT_TIMING_CACHE', 'BuildSettings', 'build_engines', 'build_settings', 'parser_errors'),
 }
-_HOME = {name: module for module, names in _HOMES.items() for name in names}
-
-
-def __getattr__(name: str) -> Any:
-    """Import the module that defines ``name`` (one of ``__all__``) and return the name."""
-    if name not in _HOME:
-        raise AttributeError(f'module {__name__!r} has no attribute {name!r}')
-    value = getattr(importlib.import_module(f'{__name__}.{_HOME[name]}'), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted({*globals(), *__all__})
+__getattr__, __dir__ = lazy_exports(__name__, _HOMES, __all__)
