@@ -67,7 +67,8 @@ def _common(parser: argparse.ArgumentParser, stage: str) -> None:
                                  '(ESPNetv2 Cityscapes .pth for architecture espnetv2; see --config real)')
     if stage in ('calibrate', 'dissimilarity', 'all'):
         parser.add_argument('--squeezenet-weights', type=Path, metavar='FILE',
-                            help='SqueezeNet v1.1 ImageNet features (.npz) for a squeezenet_features perceptual stage')
+                            help='SqueezeNet v1.1 ImageNet features (.npz) for a squeezenet_features perceptual stage '
+                                 'and a squeezenet dissimilarity encoder')
         parser.add_argument('--lpips-weights', type=Path, metavar='FILE',
                             help='LPIPS v0.1 SqueezeNet heads (.npz) for its lpips distance')
     if stage in ('synthesis', 'calibrate', 'dissimilarity', 'all'):

@@ -1,7 +1,8 @@
 """The dissimilarity network of Di Biase et al. (CVPR 2021), Appendix A.1 and REFERENCE.md.
 
-Encoders: one VGG16 (to conv4_3) shared by the camera and the synthesized image, a small CNN for the
-one-hot semantic map and one for the three uncertainty maps. Fusion per scale: 1x1 conv of the
+Encoders: one VGG16 (to conv4_3) shared by the camera and the synthesized image (or, ``encoder='squeezenet'``,
+SqueezeNet v1.1 features to fire5: the ImageNet encoder of the CPU model), a small CNN for the one-hot
+semantic map and one for the three uncertainty maps. Fusion per scale: 1x1 conv of the
 concatenated image, synthesis and semantic features, multiplied element-wise by the uncertainty
 features, with the correlation channel sum_c(f_image * f_synthesis) prepended. Decoder from 1/8 to
 full resolution: conv + SELU, SPADE block (SPADE -> SELU -> conv -> SPADE -> SELU), 2x2 transposed
@@ -19,11 +20,13 @@ from torch import Tensor, nn
 
 from .functional import channels, nearest_downsample, static_size
 from .spade import SPADE
+from .squeezenet import squeezenet_encoder
 from .vgg import vgg16_encoder
 
-__all__ = ['UNCERTAINTY_CHANNELS', 'DissimilarityNetwork', 'dissimilarity_network']
+__all__ = ['DISSIMILARITY_ENCODERS', 'UNCERTAINTY_CHANNELS', 'DissimilarityNetwork', 'dissimilarity_network']
 
 UNCERTAINTY_CHANNELS = 3  # entropy, perceptual difference, softmax distance (in this order)
+DISSIMILARITY_ENCODERS = ('vgg16', 'squeezenet')  # image encoders; their ImageNet weights' formats differ
 
 
 class _ConvEncoder(nn.Module):
@@ -96,6 +99,8 @@ class DissimilarityNetwork(nn.Module):
         use_uncertainty: with the uncertainty encoder (fused features multiplied by its features).
         spade_decoder: SPADE normalization in the decoder (else parameter-free instance norm).
         use_correlation: prepend the channel sum_c(f_image * f_synthesis) at each scale.
+        encoder: 'vgg16' (the paper's; ``width`` applies) or 'squeezenet' (SqueezeNet v1.1 features to
+            fire5 with a full-resolution stem; fixed widths, ImageNet weights in the Caffe .npz format).
 
     forward(image (N, 3, H, W), synthesis (N, 3, H, W): both ImageNet-normalized RGB;
     semantic (N, num_classes, H, W) one-hot float (ignore pixels all zero); uncertainty
@@ -104,9 +109,11 @@ class DissimilarityNetwork(nn.Module):
     """
 
     def __init__(self, num_classes: int = 19, width: float = 1.0, use_uncertainty: bool = True,
-                 spade_decoder: bool = True, use_correlation: bool = True,
+                 spade_decoder: bool = True, use_correlation: bool = True, encoder: str = 'vgg16',
                  encoder_weights: str | Path | None = None, warn_if_random: bool = True) -> None:
         super().__init__()
+        if encoder not in DISSIMILARITY_ENCODERS:
+            raise ValueError(f'encoder must be one of {list(DISSIMILARITY_ENCODERS)}, got {encoder!r}')
         self.num_classes = num_classes
         self.use_uncertainty = use_uncertainty
         self.use_correlation = use_correlation
@@ -114,7 +121,11 @@ class DissimilarityNetwork(nn.Module):
         def ch(*bases: int) -> tuple[int, ...]:
             return tuple(channels(b, width) for b in bases)
 
-        self.encoder = vgg16_encoder(width, encoder_weights, warn_if_random)
+        self.encoder: nn.Module
+        if encoder == 'squeezenet':
+            self.encoder = squeezenet_encoder(encoder_weights, channels(64, width), warn_if_random)
+        else:
+            self.encoder = vgg16_encoder(width, encoder_weights, warn_if_random)
         image_ch = self.encoder.out_channels
         sem_ch = ch(32, 64, 128, 256)
         fuse_ch = ch(64, 128, 256, 512)
@@ -168,7 +179,7 @@ class DissimilarityNetwork(nn.Module):
 
 
 def dissimilarity_network(num_classes: int = 19, width: float = 1.0, use_uncertainty: bool = True,
-                          spade_decoder: bool = True, use_correlation: bool = True,
+                          spade_decoder: bool = True, use_correlation: bool = True, encoder: str = 'vgg16',
                           encoder_weights: str | Path | None = None,
                           warn_if_random: bool = True) -> DissimilarityNetwork:
     """Dissimilarity network of "Pixel-wise Anomaly Detection in Complex Driving Scenes"
@@ -181,9 +192,10 @@ def dissimilarity_network(num_classes: int = 19, width: float = 1.0, use_uncerta
         spade_decoder: SPADE decoder (False: parameter-free instance norm; with
             ``use_uncertainty=False`` too, 13,798,530 parameters).
         use_correlation: the per-scale correlation channel of the fusion module.
-        encoder_weights: optional torchvision VGG16 ImageNet state dict for the image encoder
-            (width 1 only); it is fine-tuned with the rest.
+        encoder: 'vgg16' (the paper's image encoder) or 'squeezenet' (SqueezeNet v1.1 features).
+        encoder_weights: optional ImageNet weights for the image encoder, fine-tuned with the rest: a
+            torchvision VGG16 state dict (width 1 only) or ``squeezenet_v1.1_features.npz``.
         warn_if_random: warn once when the encoder starts without ImageNet weights.
     """
-    return DissimilarityNetwork(num_classes, width, use_uncertainty, spade_decoder, use_correlation,
+    return DissimilarityNetwork(num_classes, width, use_uncertainty, spade_decoder, use_correlation, encoder,
                                 encoder_weights, warn_if_random)

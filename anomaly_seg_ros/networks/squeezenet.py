@@ -40,9 +40,11 @@ __all__ = [
     'LPIPS_EPS',
     'SQUEEZENET_DISTANCES',
     'SQUEEZENET_TAPS',
+    'SqueezeNetEncoder',
     'SqueezeNetFeatures',
     'load_lpips_heads',
     'load_squeezenet_caffe_weights',
+    'squeezenet_encoder',
     'squeezenet_features',
 ]
 
@@ -82,6 +84,30 @@ class _Fire(nn.Module):
     def forward(self, x: Tensor) -> Tensor:
         s = F.relu(self.squeeze1x1(x))
         return torch.cat([F.relu(self.expand1x1(s)), F.relu(self.expand3x3(s))], dim=1)
+
+
+def _register_caffe_input(module: nn.Module) -> None:
+    """Buffers ``input_scale``/``input_shift`` of the fixed affine from ImageNet-normalized RGB (after a
+    channel flip) to the Caffe input: BGR channel j <- RGB channel 2 - j,
+    255 * (x_n * std + mean) - caffe_mean = x_n * (255 std) + (255 mean - caffe_mean).
+    Non-persistent: never in a state dict, constants in an ONNX graph."""
+    std_bgr = torch.tensor(_IMAGENET_STD[::-1], dtype=torch.float64)
+    mean_bgr = torch.tensor(_IMAGENET_MEAN[::-1], dtype=torch.float64)
+    scale = 255.0 * std_bgr
+    shift = 255.0 * mean_bgr - torch.tensor(CAFFE_MEAN_BGR, dtype=torch.float64)
+    module.register_buffer('input_scale', scale.float().view(1, 3, 1, 1), persistent=False)
+    module.register_buffer('input_shift', shift.float().view(1, 3, 1, 1), persistent=False)
+
+
+def _caffe_input(module: nn.Module, x: Tensor) -> Tensor:
+    return torch.flip(x, dims=(1,)) * module.input_scale + module.input_shift
+
+
+def _init_like_torchvision(module: nn.Module) -> None:
+    for m in module.modules():
+        if isinstance(m, nn.Conv2d):
+            nn.init.kaiming_uniform_(m.weight)
+            nn.init.zeros_(m.bias)  # type: ignore[arg-type]
 
 
 class _LPIPSHeads(nn.Module):
@@ -136,23 +162,13 @@ class SqueezeNetFeatures(nn.Module):
         self.conv1 = nn.Conv2d(3, 64, 3, stride=2)
         for name, (in_ch, squeeze, expand) in _FIRES.items():
             self.add_module(name, _Fire(in_ch, squeeze, expand))
-        for m in self.modules():  # torchvision's SqueezeNet initialization
-            if isinstance(m, nn.Conv2d):
-                nn.init.kaiming_uniform_(m.weight)
-                nn.init.zeros_(m.bias)
-        # Caffe input, BGR channel j <- RGB channel 2 - j: 255 * (x_n * std + mean) - caffe_mean
-        #   = x_n * (255 std) + (255 mean - caffe_mean), applied after flipping the channels.
-        std_bgr = torch.tensor(_IMAGENET_STD[::-1], dtype=torch.float64)
-        mean_bgr = torch.tensor(_IMAGENET_MEAN[::-1], dtype=torch.float64)
-        scale = 255.0 * std_bgr
-        shift = 255.0 * mean_bgr - torch.tensor(CAFFE_MEAN_BGR, dtype=torch.float64)
-        self.register_buffer('input_scale', scale.float().view(1, 3, 1, 1), persistent=False)
-        self.register_buffer('input_shift', shift.float().view(1, 3, 1, 1), persistent=False)
+        _init_like_torchvision(self)
+        _register_caffe_input(self)
         self.lpips = _LPIPSHeads(self.out_channels) if distance == 'lpips' else None
 
     def caffe_input(self, x: Tensor) -> Tensor:
         """ImageNet-normalized RGB (N, 3, H, W) -> the Caffe weights' input: BGR, 0-255, minus the Caffe mean."""
-        return torch.flip(x, dims=(1,)) * self.input_scale + self.input_shift
+        return _caffe_input(self, x)
 
     def forward_caffe(self, x: Tensor) -> tuple[Tensor, ...]:
         """The seven taps of a Caffe-style input (BGR, 0-255, minus :data:`CAFFE_MEAN_BGR`)."""
@@ -217,6 +233,47 @@ class SqueezeNetFeatures(nn.Module):
         return total
 
 
+class SqueezeNetEncoder(nn.Module):
+    """Image encoder of the dissimilarity network from SqueezeNet v1.1's ImageNet features (to fire5).
+
+    The paper's encoder is an ImageNet VGG16, fine-tuned: pretrained features are what lets a network
+    trained on a few hundred frames tell an unfamiliar object from the road. No ImageNet VGG16 of the
+    CPU model's width exists; SqueezeNet v1.1's features do (the perceptual stage's weights), at a
+    similar cost. Taps at 1, 1/2, 1/4, 1/8 resolution like the VGG16 encoder's:
+
+    - full resolution: a trainable stem (two 3x3 convs + ReLU, ``stem_channels``) on the image,
+      since SqueezeNet's first layer already has stride 2;
+    - 1/2: relu(conv1) (64 channels), 1/4: fire3 (128), 1/8: fire5 (256), all from the Caffe
+      weights (fine-tuned with the rest).
+
+    conv1 takes padding 1 here (the Caffe layer has none), so that with the ceil-rounded poolings
+    every tap lies exactly on the 1/2^k grid of an input whose H and W are divisible by 8; the
+    padding is the Caffe mean colour (zero after mean subtraction).
+
+    forward(x (N, 3, H, W) ImageNet-normalized RGB) -> four tensors (N, C_k, H / 2^k, W / 2^k).
+    """
+
+    kind = 'squeezenet'
+
+    def __init__(self, stem_channels: int = 16) -> None:
+        super().__init__()
+        self.stem = nn.Sequential(nn.Conv2d(3, stem_channels, 3, padding=1), nn.ReLU(),
+                                  nn.Conv2d(stem_channels, stem_channels, 3, padding=1), nn.ReLU())
+        self.conv1 = nn.Conv2d(3, 64, 3, stride=2, padding=1)
+        for name in ('fire2', 'fire3', 'fire4', 'fire5'):
+            self.add_module(name, _Fire(*_FIRES[name]))
+        _init_like_torchvision(self)
+        _register_caffe_input(self)
+        self.out_channels: tuple[int, ...] = (stem_channels, 64, 128, 256)
+
+    def forward(self, x: Tensor) -> tuple[Tensor, ...]:
+        full = self.stem(x)
+        half = F.relu(self.conv1(_caffe_input(self, x)))
+        quarter = self.fire3(self.fire2(F.max_pool2d(half, kernel_size=3, stride=2, ceil_mode=True)))
+        eighth = self.fire5(self.fire4(F.max_pool2d(quarter, kernel_size=3, stride=2, ceil_mode=True)))
+        return full, half, quarter, eighth
+
+
 # --------------------------------------------------------------------------------------------------
 # Weights
 
@@ -256,19 +313,21 @@ def _check_arrays(path: Path, arrays: dict[str, np.ndarray], expected: dict[str,
         raise ModelError(f'{path}: {what} with non-float or non-finite values in {bad[:3]}; {hint}')
 
 
-def load_squeezenet_caffe_weights(network: SqueezeNetFeatures, path: str | Path) -> None:
-    """Load the Caffe SqueezeNet v1.1 ImageNet weights (``squeezenet_v1.1_features.npz``) into ``network``.
+def load_squeezenet_caffe_weights(network: SqueezeNetFeatures | SqueezeNetEncoder, path: str | Path) -> None:
+    """Load the Caffe SqueezeNet v1.1 ImageNet weights (``squeezenet_v1.1_features.npz``) into ``network``
+    (its Caffe layers; the encoder's stem keeps its initialization).
 
     The file maps Caffe layer names (``conv1/weight``, ``fire2/squeeze1x1/bias``, ...) to float arrays
-    in PyTorch's OIHW layout; extra keys (a classifier) are ignored. Raises :class:`ModelError` naming
-    the file when it is missing, not an .npz archive, lacks a layer or has a wrong shape (SqueezeNet
-    v1.0 weights, for instance).
+    in PyTorch's OIHW layout; extra keys (a classifier, fire6-9 for the encoder) are ignored. Raises
+    :class:`ModelError` naming the file when it is missing, not an .npz archive, lacks a layer or has a
+    wrong shape (SqueezeNet v1.0 weights, for instance).
     """
     what = 'SqueezeNet v1.1 Caffe weights'
     hint = 'give squeezenet_v1.1_features.npz (shared/weights/squeezenet/) or omit the weights'
     own = network.state_dict()
+    caffe_layers = ('conv1', *_FIRES)
     expected = {key.replace('.', '/'): tuple(value.shape) for key, value in own.items()
-                if not key.startswith('lpips.')}
+                if key.split('.')[0] in caffe_layers}
     path, arrays = _read_npz(path, what, hint)
     _check_arrays(path, arrays, expected, what, hint)
     with torch.no_grad():
@@ -335,4 +394,23 @@ def squeezenet_features(distance: str = 'lpips', weights: str | Path | None = No
     elif distance == 'lpips' and warn_if_random:
         _warn_once('lpips_heads', 'LPIPS heads not given (lpips_v0.1_squeeze.npz): every SqueezeNet channel '
                    'weighs 1 in the perceptual difference (LPIPS\'s unlearned baseline)')
+    return module
+
+
+def squeezenet_encoder(weights: str | Path | None = None, stem_channels: int = 16,
+                       warn_if_random: bool = True) -> SqueezeNetEncoder:
+    """SqueezeNet v1.1 image encoder of the dissimilarity network, see :class:`SqueezeNetEncoder`.
+
+    Args:
+        weights: optional Caffe SqueezeNet v1.1 ImageNet weights (``squeezenet_v1.1_features.npz``).
+        stem_channels: channels of the trainable full-resolution stem.
+        warn_if_random: log a warning (once per process) when no weights are given.
+    """
+    module = SqueezeNetEncoder(stem_channels)
+    if weights is not None:
+        load_squeezenet_caffe_weights(module, weights)
+    elif warn_if_random:
+        _warn_once('squeezenet_encoder', '!!! SQUEEZENET encoder of the dissimilarity network is RANDOMLY '
+                   'INITIALIZED (no ImageNet weights given; pass squeezenet_v1.1_features.npz). It then trains '
+                   'from scratch instead of fine-tuning !!!')
     return module

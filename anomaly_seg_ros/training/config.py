@@ -186,7 +186,8 @@ class TrainConfig:
     cudnn_benchmark: bool = True                # CUDA: pick the fastest convolution algorithms (fixed sizes)
     vgg19_weights: str | None = None            # torchvision VGG19 ImageNet state dict: perceptual stage
     #                                             (width 1) and the synthesis VGG loss (off without it)
-    squeezenet_weights: str | None = None       # SqueezeNet v1.1 ImageNet features (.npz): squeezenet perceptual stage
+    squeezenet_weights: str | None = None       # SqueezeNet v1.1 ImageNet features (.npz): squeezenet perceptual
+    #                                             stage and the dissimilarity network's squeezenet encoder
     lpips_weights: str | None = None            # LPIPS v0.1 SqueezeNet heads (.npz): its 'lpips' distance
     label_set: str | None = None                # the model's classes (default: the training dataset's)
     data: DataConfig = field(default_factory=DataConfig)

@@ -209,8 +209,11 @@ def train_dissimilarity(config: TrainConfig, out_dir: str | Path, work_dir: str 
     data = EpochData(len(items), make, config.seed)
     steps_per_epoch = data.steps(cfg.batch_size, cfg.steps_per_epoch, dist.world_size)
     torch.manual_seed(config.seed)
-    network = build_network(STAGE, model.stage(STAGE).architecture, imagenet_weights=cfg.vgg16_weights,
-                            warn_if_random=cfg.vgg16_weights is None and dist.is_main).to(device)
+    architecture = model.stage(STAGE).architecture
+    # The image encoder's ImageNet weights: the SqueezeNet .npz (the perceptual stage's file) or a VGG16 state dict.
+    encoder_weights = config.squeezenet_weights if architecture.get('encoder') == 'squeezenet' else cfg.vgg16_weights
+    network = build_network(STAGE, architecture, imagenet_weights=encoder_weights,
+                            warn_if_random=encoder_weights is None and dist.is_main).to(device)
     network = precision.module(network)
     optimizer = torch.optim.Adam(network.parameters(), lr=cfg.lr, betas=(cfg.beta1, cfg.beta2))
     scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, mode='min', factor=cfg.plateau_factor,

@@ -1,6 +1,11 @@
-"""DissimilarityNetwork: the reference parameter counts, shapes, flags, batch independence."""
+"""DissimilarityNetwork: the reference parameter counts, shapes, flags, the SqueezeNet encoder, batch
+independence, ONNX export."""
 from __future__ import annotations
 
+import io
+import warnings
+
+import numpy as np
 import pytest
 import torch
 
@@ -56,6 +61,40 @@ def test_sizes_not_divisible_by_8_are_refused() -> None:
     net = dissimilarity_network(5, width=0.125, warn_if_random=False)
     with pytest.raises(ValueError, match='divisible by 8'):
         net(*_inputs(5, (20, 16)))
+
+
+def test_squeezenet_encoder_feeds_the_same_fusion_and_decoder() -> None:
+    net = dissimilarity_network(7, width=0.25, encoder='squeezenet', warn_if_random=False).eval()
+    assert net.encoder.out_channels == (16, 64, 128, 256)  # the stem follows the width (VGG conv1_2: 64 x 0.25)
+    assert net.fusion[3].in_channels == 2 * 256 + 64
+    with torch.no_grad():
+        logits = net(*_inputs(7, (24, 40), batch=2))
+    assert logits.shape == (2, 2, 24, 40) and torch.isfinite(logits).all()
+
+
+def test_unknown_encoder_is_refused() -> None:
+    with pytest.raises(ValueError, match=r"encoder must be one of \['vgg16', 'squeezenet'\]"):
+        dissimilarity_network(5, encoder='resnet')
+
+
+def test_squeezenet_encoder_network_exports_to_onnx_with_parity() -> None:
+    onnx = pytest.importorskip('onnx')
+    ort = pytest.importorskip('onnxruntime')
+    torch.manual_seed(0)
+    net = dissimilarity_network(5, width=0.125, encoder='squeezenet', warn_if_random=False).eval()
+    inputs = _inputs(5, (32, 64))
+    with torch.no_grad():
+        expected = net(*inputs).numpy()
+    buffer = io.BytesIO()
+    names = ['image', 'synthesis', 'semantic', 'uncertainty']
+    with warnings.catch_warnings():
+        warnings.simplefilter('ignore')
+        torch.onnx.export(net, inputs, buffer, opset_version=17, dynamo=False, input_names=names,
+                          output_names=['logits'])
+    onnx.checker.check_model(onnx.load_from_string(buffer.getvalue()))
+    session = ort.InferenceSession(buffer.getvalue(), providers=['CPUExecutionProvider'])
+    (logits,) = session.run(None, {name: t.numpy() for name, t in zip(names, inputs)})
+    assert np.abs(logits - expected).max() < 1e-4 * max(1.0, float(np.abs(expected).max()))
 
 
 def test_width_scales_every_layer() -> None:

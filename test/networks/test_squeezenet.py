@@ -1,5 +1,6 @@
 """SqueezeNet v1.1 features: taps, input conversion, the LPIPS / L1 difference, Caffe weights and LPIPS heads
-(with the shared weights where present), state dict round trip and ONNX export."""
+(with the shared weights where present), state dict round trip and ONNX export; the dissimilarity network's
+SqueezeNet encoder."""
 from __future__ import annotations
 
 import io
@@ -20,6 +21,7 @@ from anomaly_seg_ros.networks.squeezenet import (
     SqueezeNetFeatures,
     load_lpips_heads,
     load_squeezenet_caffe_weights,
+    squeezenet_encoder,
     squeezenet_features,
 )
 
@@ -314,3 +316,61 @@ def test_onnx_export_matches_onnxruntime(distance: str) -> None:
     assert difference.shape == (1, 1, 48, 64) and float(expected[0].max()) > 0
     assert np.abs(difference - expected[0]).max() < 1e-4
     assert np.abs(fire9 - expected[1]).max() < 1e-5 * max(1.0, float(np.abs(expected[1]).max()))  # float32, ~1e2
+
+
+# --------------------------------------------------------------------------------------------------
+# The dissimilarity network's encoder
+
+@pytest.mark.parametrize('size', [(24, 40), (128, 256)])
+def test_encoder_taps_lie_on_the_exact_halving_grid(size: tuple[int, int]) -> None:
+    torch.manual_seed(0)
+    encoder = squeezenet_encoder(stem_channels=8, warn_if_random=False).eval()
+    with torch.no_grad():
+        taps = encoder(torch.randn(2, 3, *size))
+    h, w = size
+    assert [tuple(t.shape) for t in taps] == [
+        (2, 8, h, w), (2, 64, h // 2, w // 2), (2, 128, h // 4, w // 4), (2, 256, h // 8, w // 8)]
+    assert encoder.out_channels == (8, 64, 128, 256)
+
+
+def test_encoder_loads_the_caffe_layers_and_keeps_its_stem(tmp_path: Path) -> None:
+    arrays = _caffe_arrays(_net('l1'))  # conv1 ... fire9: the encoder takes conv1 ... fire5
+    np.savez(tmp_path / 'caffe.npz', **arrays)
+    torch.manual_seed(0)
+    stem = squeezenet_encoder(warn_if_random=False).stem[0].weight.detach().clone()
+    torch.manual_seed(0)
+    encoder = squeezenet_encoder(tmp_path / 'caffe.npz')
+    assert np.array_equal(encoder.fire5.expand3x3.weight.detach().numpy(), arrays['fire5/expand3x3/weight'])
+    assert np.array_equal(encoder.conv1.bias.detach().numpy(), arrays['conv1/bias'])
+    assert torch.equal(encoder.stem[0].weight, stem)
+    assert not any(key.startswith(('fire6', 'lpips')) for key in encoder.state_dict())
+    del arrays['fire5/squeeze1x1/weight']
+    np.savez(tmp_path / 'missing.npz', **arrays)
+    with pytest.raises(ModelError, match=r'missing\.npz.*missing keys.*fire5/squeeze1x1/weight'):
+        squeezenet_encoder(tmp_path / 'missing.npz')
+
+
+def test_encoder_half_resolution_tap_is_the_caffe_conv1_of_the_padded_image(tmp_path: Path) -> None:
+    """Same weights and input conversion as the perceptual features; the encoder's conv1 pads by one pixel
+    (the Caffe mean colour, zero after the conversion), which is the features' conv1 on an image with one
+    zero row and column added at the top and left (the bottom and right padding is never read for even sizes)."""
+    features = _net('l1')
+    np.savez(tmp_path / 'caffe.npz', **_caffe_arrays(features))
+    load_squeezenet_caffe_weights(features, tmp_path / 'caffe.npz')
+    encoder = squeezenet_encoder(tmp_path / 'caffe.npz').eval()
+    x = _normalized(_image(4, (32, 48)))
+    with torch.no_grad():
+        ours = encoder(x)[1]
+        theirs = features.forward_caffe(nn.functional.pad(features.caffe_input(x), (1, 0, 1, 0)))[0]
+    assert ours.shape == theirs.shape == (1, 64, 16, 24)
+    torch.testing.assert_close(ours, theirs, atol=1e-5 * float(theirs.abs().max()), rtol=0)
+
+
+def test_random_encoder_is_reported_once(caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(squeezenet_module, '_WARNED', set())
+    with caplog.at_level(logging.WARNING, logger=squeezenet_module.__name__):
+        squeezenet_encoder()
+        squeezenet_encoder()
+        squeezenet_encoder(warn_if_random=False)
+    assert sum('encoder of the dissimilarity network is RANDOMLY INITIALIZED' in r.message
+               for r in caplog.records) == 1
