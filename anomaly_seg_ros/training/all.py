@@ -89,7 +89,7 @@ def train_all(config: TrainConfig, out_dir: str | Path, work_dir: str | Path | N
     # With pasted objects (source C) the weights are chosen on the validation frames with held-out objects;
     # otherwise on the validation split's void objects.
     ens_dataset, ens_root, ens_split = config.data.dataset, config.data.root, ens.split
-    if 'C' in {s.upper() for s in config.dissimilarity.generator.sources}:
+    if config.dissimilarity.generator.pastes_objects:
         ens_root = str(validation_set_path(config, Path(work_dir or out_dir / 'training') / 'dissimilarity'))
         ens_dataset, ens_split = 'folder', None
     ensemble = tune_ensemble(out_dir, ens_dataset, ens_root, ens_split, ens.grid,

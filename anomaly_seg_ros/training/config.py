@@ -132,6 +132,11 @@ class DataGeneratorConfig:
     # (a `folder` anomaly set; default <work>/validation_objects); the ensemble and the INT8 check use it too.
     validation_set: str | None = None
 
+    @property
+    def pastes_objects(self) -> bool:
+        """Source C is among the sources (objects are pasted; its validation set decides the choices)."""
+        return 'C' in {str(s).upper() for s in self.sources}
+
 
 @dataclass
 class DissimilarityConfig:
@@ -374,7 +379,7 @@ def validate_config(config: TrainConfig) -> TrainConfig:
     if not sources or not set(s.upper() for s in sources) <= {'A', 'B', 'C'}:
         problems.append(f'dissimilarity.generator.sources must be a non-empty subset of [A, B, C], got {sources}')
     generator = config.dissimilarity.generator
-    if 'C' in {s.upper() for s in sources} and not generator.objects:
+    if generator.pastes_objects and not generator.objects:
         problems.append('dissimilarity.generator.sources has C (pasted objects) but no objects folder is given '
                         '(--objects DIR, e.g. ../shared/data/coco_objects)')
     if generator.void not in ('anomaly', 'ignore'):

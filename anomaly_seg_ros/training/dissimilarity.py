@@ -95,7 +95,7 @@ def generated_sets(config: TrainConfig, out_dir: Path, work: Path, split: str, d
     generator = config.dissimilarity.generator
     sources = [s.upper() for s in generator.sources]
     training = split == config.data.train_split
-    if not training and 'C' in sources:
+    if not training and generator.pastes_objects:
         sources = ['C']  # validation measures the task: held-out objects on the road, nothing else
     limit = config.data.train_limit if training else config.data.val_limit
     frames = None
@@ -184,7 +184,7 @@ def train_dissimilarity(config: TrainConfig, out_dir: str | Path, work_dir: str 
     log, show_progress = dist.main_only(log), show_progress and dist.is_main
     if dist.is_main:
         ensure_perceptual_network(out_dir, config)
-        if 'C' in {s.upper() for s in cfg.generator.sources}:
+        if cfg.generator.pastes_objects:
             ensure_validation_set(config, work, show_progress, log)
     dist.barrier()
     generation = Timer()
@@ -295,7 +295,7 @@ def train_dissimilarity(config: TrainConfig, out_dir: str | Path, work_dir: str 
             **({'objects': {'train': ObjectBank(cfg.generator.objects or '', 'train').describe(),
                             'validation_set': str(validation_set_path(config, work)),
                             'pastes_per_frame': cfg.generator.pastes_per_frame}}
-               if 'C' in {s.upper() for s in cfg.generator.sources} else {}),
+               if cfg.generator.pastes_objects else {}),
             'class_weights': None if weights is None else weights.tolist(),
             'samples': {'train': len(items), 'val': sum(len(s) for s in val_sets)},
             'generated_sets': [str(s.directory) for s in train_sets + val_sets], **run_record(dist, config)})
