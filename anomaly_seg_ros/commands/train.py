@@ -75,15 +75,16 @@ def _common(parser: argparse.ArgumentParser, stage: str) -> None:
         parser.add_argument('--vgg-weights', type=Path, metavar='FILE',
                             help='torchvision VGG19 ImageNet state dict: perceptual stage (width 1) and the '
                                  'synthesis VGG loss (without it: no VGG loss, random perceptual features)')
+    if stage in ('segmentation', 'dissimilarity', 'all'):
+        parser.add_argument('--objects', type=Path, metavar='DIR',
+                            help='RGBA object cutouts with manifest.json (../shared/data/coco_objects) for source C '
+                                 'and the segmentation outlier exposure: training categories pasted into training '
+                                 'frames, held-out ones into the validation set')
     if stage in ('dissimilarity', 'all'):
         parser.add_argument('--vgg16-weights', type=Path, metavar='FILE',
                             help='torchvision VGG16 ImageNet state dict for the dissimilarity encoder (width 1)')
         parser.add_argument('--sources', metavar='A,B,C', help='data generator sources: A class swap, B void '
                             'objects, C pasted objects (default: the preset\'s; A,B, real: A,C)')
-        parser.add_argument('--objects', type=Path, metavar='DIR',
-                            help='RGBA object cutouts with manifest.json (../shared/data/coco_objects) for source C: '
-                                 'training categories pasted into training frames, held-out ones into the '
-                                 'validation set')
         parser.add_argument('--void', choices=('ignore', 'anomaly'),
                             help="void pixels in sources B and C: 'ignore' or 'anomaly' (default: the preset's)")
         parser.add_argument('--pastes-per-frame', type=int, metavar='N',
@@ -176,17 +177,19 @@ def _overrides(args: argparse.Namespace) -> dict[str, Any]:
                           'torch_dtype': 'float16' if args.half_weights else None}
     if get('pretrained'):
         over.setdefault('segmentation', {})['pretrained'] = str(args.pretrained)
+    if get('objects'):
+        over.setdefault('dissimilarity', {}).setdefault('generator', {})['objects'] = str(args.objects)
     if stage in ('dissimilarity', 'all'):
         diss = over.setdefault('dissimilarity', {})
         diss.update({'vgg16_weights': str(args.vgg16_weights) if args.vgg16_weights else None,
                      'use_uncertainty': False if args.no_uncertainty else None,
                      'cache_dir': str(args.cache_dir) if args.cache_dir else None})
-        generator = {'objects': str(args.objects) if args.objects else None, 'void': args.void,
+        generator = {'void': args.void,
                      'pastes_per_frame': args.pastes_per_frame,
                      'validation_set': str(args.validation_set) if args.validation_set else None}
         if args.sources:
             generator['sources'] = [s.strip().upper() for s in args.sources.split(',') if s.strip()]
-        diss['generator'] = generator
+        diss.setdefault('generator', {}).update(generator)
     return over
 
 

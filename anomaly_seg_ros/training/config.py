@@ -30,6 +30,7 @@ __all__ = [
     'EnsembleConfig',
     'ExportConfig',
     'SegmentationConfig',
+    'SegmentationOEConfig',
     'SynthesisConfig',
     'TrainConfig',
     'config_from_dict',
@@ -62,6 +63,20 @@ class DataConfig:
 
 
 @dataclass
+class SegmentationOEConfig:
+    """Outlier exposure of the segmentation network (segmentation_oe.py): objects pasted onto the training
+    frames (``dissimilarity.generator.objects``) get a uniform softmax, the other pixels keep their classes."""
+
+    epochs: int = 0                             # 0: off
+    batch_size: int = 4
+    lr: float = 1e-4                            # Adam
+    outlier_weight: float = 0.5                 # weight of the cross-entropy to uniform on the pasted pixels
+    trainable: str = 'decoder'                  # 'decoder' (encoder frozen) or 'all'
+    max_miou_drop: float = 0.015                # a kept epoch's validation mIoU may lie this far below the start
+    steps_per_epoch: int | None = None          # cap (tests and quick runs)
+
+
+@dataclass
 class SegmentationConfig:
     """ICNet training (Zhao et al. 2018): SGD, poly LR, cascade label guidance, scale/crop/flip."""
 
@@ -78,6 +93,7 @@ class SegmentationConfig:
     aux_weights: list[float] = field(default_factory=lambda: [0.4, 0.4])  # 1/8 (sub24), 1/16 (sub4) outputs
     steps_per_epoch: int | None = None          # cap (tests and quick runs)
     pretrained: str | None = None               # import these public weights instead of training (see pretrained.py)
+    outlier_exposure: SegmentationOEConfig = field(default_factory=SegmentationOEConfig)
 
 
 @dataclass
@@ -388,6 +404,12 @@ def validate_config(config: TrainConfig) -> TrainConfig:
         problems.append(f"dissimilarity.checkpoint must be 'last' or 'best', got {config.dissimilarity.checkpoint!r}")
     if generator.pastes_per_frame < 1:
         problems.append(f'dissimilarity.generator.pastes_per_frame must be >= 1, got {generator.pastes_per_frame}')
+    oe = config.segmentation.outlier_exposure
+    if oe.epochs and not config.dissimilarity.generator.objects:
+        problems.append('segmentation.outlier_exposure.epochs > 0 needs the objects to paste: pass --objects DIR '
+                        '(dissimilarity.generator.objects)')
+    if oe.trainable not in ('decoder', 'all'):
+        problems.append(f"segmentation.outlier_exposure.trainable must be 'decoder' or 'all', got {oe.trainable!r}")
     if config.dissimilarity.class_weighting not in ('enet', 'none'):
         problems.append(f"dissimilarity.class_weighting must be 'enet' or 'none', got "
                         f'{config.dissimilarity.class_weighting!r}')

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import cv2
 import numpy as np
@@ -27,6 +28,7 @@ from ..model_config import ModelConfig
 from ..networks import build_network, count_parameters, load_pretrained, resize_labels_nearest
 from .common import Checkpoint, NullLogger, RunLogger, StageResult, Timer, file_sha256, progress
 from .config import TrainConfig
+from .dissimilarity import ensure_validation_set
 from .frames import Frames, open_frames, resize_image, resize_nearest
 from .loop import (
     EpochData,
@@ -40,6 +42,7 @@ from .loop import (
     save_epoch,
 )
 from .model_dir import record_stage, save_stage_network
+from .segmentation_oe import finetune_segmentation_oe
 
 __all__ = ['augment_segmentation', 'evaluate_segmentation', 'import_segmentation', 'train_segmentation']
 
@@ -127,7 +130,8 @@ def train_segmentation(config: TrainConfig, out_dir: str | Path, work_dir: str |
     out_dir, work, device, model, train_dataset, dist, precision = begin_stage(config, STAGE, out_dir, work_dir)
     log, show_progress = dist.main_only(log), show_progress and dist.is_main
     if cfg.pretrained:
-        result = import_segmentation(config, out_dir, model, device, show_progress, log) if dist.is_main else None
+        result = (import_segmentation(config, out_dir, model, device, work, resume, show_progress, log)
+                  if dist.is_main else None)
         return dist.broadcast(result)  # type: ignore[return-value]
     label_set = model.label_set
     size = tuple(model.stage(STAGE).input_size)
@@ -219,9 +223,11 @@ def train_segmentation(config: TrainConfig, out_dir: str | Path, work_dir: str |
 
 
 def import_segmentation(config: TrainConfig, out_dir: Path, model: ModelConfig, device: torch.device,
-                        show_progress: bool = True, log: Callable[[str], None] = print) -> StageResult:
+                        work: Path, resume: bool = False, show_progress: bool = True,
+                        log: Callable[[str], None] = print) -> StageResult:
     """Write ``<out_dir>/segmentation.pt`` from the public weights ``config.segmentation.pretrained`` and score
-    them on the validation split (mIoU in the dataset's classes)."""
+    them on the validation split (mIoU in the dataset's classes); with ``segmentation.outlier_exposure.epochs``
+    fine-tune them with pasted objects first (:mod:`.segmentation_oe`; checkpoints in ``work``)."""
     timer = Timer()
     path = Path(config.segmentation.pretrained or '')
     architecture = model.stage(STAGE).architecture
@@ -232,14 +238,27 @@ def import_segmentation(config: TrainConfig, out_dir: Path, model: ModelConfig, 
     val = open_frames(config.data, config.data.val_split, size, None, config.data.val_limit)
     labels = val.label_set or model.label_set
     mapping = class_mapping(model.label_set, labels)
-    figures = evaluate_segmentation(network.to(device), val, labels.num_classes, device, model.mean, model.std,
-                                    show_progress=show_progress, mapping=mapping)
+
+    def score(net: torch.nn.Module) -> dict[str, float]:
+        return evaluate_segmentation(net.to(device), val, labels.num_classes, device, model.mean, model.std,
+                                     show_progress=show_progress, mapping=mapping)
+
+    figures = score(network)
     saved = save_stage_network(out_dir, model, STAGE, network.cpu())
+    extra: dict[str, Any] = {}
+    if config.segmentation.outlier_exposure.epochs:
+        validation_set = ensure_validation_set(config, work, show_progress, log)
+        network, extra['outlier_exposure'] = finetune_segmentation_oe(
+            config, out_dir, work, model, network, device, validation_set, lambda net: score(net)['miou'],
+            resume, show_progress, log)
+        if extra['outlier_exposure']['kept_epoch']:
+            figures = score(network)
+            saved = save_stage_network(out_dir, model, STAGE, network.cpu())
     validation = {'val_miou': figures['miou'], 'val_pixel_accuracy': figures['pixel_accuracy']}
     if labels.class_names != model.label_set.class_names:
         validation['val_classes'] = f'{model.label_set.name} mapped to {labels.name}'
     result = StageResult(STAGE, 0, 0, timer.elapsed, validation, {'network': str(saved)})
     record_stage(out_dir, STAGE, {**result.to_dict(), 'device': str(device), 'seed': config.seed,
                                   'pretrained': {'file': str(path), 'sha256': file_sha256(path)},
-                                  'frames': {'val': len(val)}})
+                                  'frames': {'val': len(val)}, **extra})
     return result

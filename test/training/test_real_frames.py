@@ -141,3 +141,71 @@ def test_train_all_real_builds_a_cityscapes_model_from_imported_weights_and_pred
     with AnomalyPipeline.from_model_dir(out, backend='onnxruntime') as pipeline:
         result = pipeline.process(rgb, outputs=['semantic', 'anomaly'])
     assert result.semantic.max() < 19 and np.isfinite(result.anomaly).all()
+
+
+# --------------------------------------------------------------------------------------------------
+# Outlier exposure of the imported segmentation network (segmentation_oe.py)
+
+def test_outlier_loss_is_the_cross_entropy_to_uniform_on_the_pasted_pixels_only():
+    from anomaly_seg_ros.training.segmentation_oe import outlier_exposure_loss
+    logits = torch.zeros(1, 4, 2, 3)
+    logits[0, 1] = 5.0  # confident class 1 everywhere
+    target = torch.full((1, 2, 3), 1, dtype=torch.long)
+    outlier = torch.zeros(1, 2, 3, dtype=torch.bool)
+    outlier[0, 0, 0] = True
+    target[outlier] = IGNORE_INDEX
+    total, inlier, uniform = outlier_exposure_loss(logits, target, outlier, 0.5)
+    log_p = torch.log_softmax(logits, dim=1)
+    assert float(inlier) == pytest.approx(float(-log_p[0, 1, 0, 1]), rel=1e-6)  # confident and right: small
+    assert float(uniform) == pytest.approx(float(-log_p[0, :, 0, 0].mean()), rel=1e-6)
+    assert float(total) == pytest.approx(float(inlier) + 0.5 * float(uniform), rel=1e-6)
+    flat = torch.zeros(1, 4, 2, 3)  # the uniform softmax: the outlier term's minimum, log(C)
+    assert float(outlier_exposure_loss(flat, target, outlier, 1.0)[2]) == pytest.approx(np.log(4), rel=1e-6)
+    none = torch.zeros(1, 2, 3, dtype=torch.bool)
+    assert float(outlier_exposure_loss(logits, target, none, 1.0)[2]) == 0.0
+
+
+def test_segmentation_outlier_exposure_fine_tunes_the_decoder_and_keeps_the_best_epoch(
+        tiny_camvid, fake_espnetv2_file, object_bank_root, tmp_path):
+    from anomaly_seg_ros.networks.pretrained import load_espnetv2_cityscapes
+    from anomaly_seg_ros.stage_modules import load_network
+    from anomaly_seg_ros.training import train_segmentation
+    state = torch.load(fake_espnetv2_file, weights_only=True)
+    state['bu_dec_l4.merge_layer.3.weight'] *= 30.0  # some confidence: random logits are nearly uniform
+    weights = tmp_path / 'confident_espnetv2.pth'
+    torch.save(state, weights)
+    oe = {'epochs': 3, 'batch_size': 2, 'lr': 1e-3, 'max_miou_drop': 1.0}
+    config = _real_config(tiny_camvid, weights, object_bank_root,
+                          segmentation={'pretrained': str(weights), 'outlier_exposure': oe})
+    out, work = tmp_path / 'model', tmp_path / 'work'
+    train_segmentation(config, out, work, show_progress=False, log=lambda _: None)
+    record = yaml.safe_load((out / 'model.yaml').read_text())['provenance']['stages']['segmentation']
+    run = record['outlier_exposure']
+    history = run['history']
+    assert [row['epoch'] for row in history] == [1, 2, 3] and run['trainable'] == 'decoder'
+    assert history[-1]['loss'] < history[0]['loss']  # the loss's terms are checked on their own above
+    aps = [row['val_entropy_ap'] for row in history]
+    best = int(np.argmax(aps)) + 1 if max(aps) > run['imported']['val_entropy_ap'] else 0
+    assert run['kept_epoch'] == best  # any mIoU is allowed here (max_miou_drop 1.0)
+    assert (work / 'validation_objects' / 'pasted.json').is_file()  # the held-out objects scored the epochs
+
+    imported = espnetv2()
+    load_espnetv2_cityscapes(imported, weights)
+    saved = load_network(out / 'segmentation.pt', 'segmentation', {'name': 'espnetv2', 'num_classes': 19,
+                                                                   'scale': 2.0, 'keep_background': False})
+    before, after = imported.state_dict(), saved.state_dict()
+    assert all(torch.equal(before[k], after[k]) for k in before if k.startswith('base_net.'))  # encoder frozen
+    changed = [k for k in before if not k.startswith('base_net.') and not torch.equal(before[k], after[k])]
+    assert bool(changed) == (best > 0)
+
+    lines: list[str] = []  # the per-epoch state is complete: a resumed run trains nothing more
+    train_segmentation(config, out, work, resume=True, show_progress=False, log=lines.append)
+    again = yaml.safe_load((out / 'model.yaml').read_text())['provenance']['stages']['segmentation']
+    assert any('outlier exposure: resuming' in line for line in lines)
+    assert again['outlier_exposure']['history'] == history and again['outlier_exposure']['kept_epoch'] == best
+
+
+def test_segmentation_outlier_exposure_needs_the_objects(tiny_camvid, fake_espnetv2_file):
+    with pytest.raises(ConfigError, match=r'outlier_exposure.*--objects DIR'):
+        _real_config(tiny_camvid, fake_espnetv2_file, segmentation={'pretrained': str(fake_espnetv2_file),
+                                                                     'outlier_exposure': {'epochs': 1}})
