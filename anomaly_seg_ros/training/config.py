@@ -363,6 +363,11 @@ def _coerce(kind: Any, value: Any, where: str) -> Any:
     if kind is float:
         if isinstance(value, (int, float)) and not isinstance(value, bool):
             return float(value)
+        if isinstance(value, str):  # YAML 1.1 reads 5e-5 (no dot) as a string
+            try:
+                return float(value)
+            except ValueError:
+                pass
         raise ConfigError(f'{where}: expected a number, got {value!r}')
     if kind is str:
         if isinstance(value, str):

@@ -32,9 +32,16 @@ def test_yaml_file_then_flags_then_set_overrides(tmp_path):
     assert config_from_dict(config_to_dict(config)) == config
 
 
+def test_exponent_without_a_dot_is_a_number():
+    # YAML 1.1 reads 5e-5 as a string; a learning rate typed that way must still work.
+    config = load_train_config('light', sets=parse_overrides(['dissimilarity.lr=5e-5', 'synthesis.lr_g=1.5E-4']))
+    assert config.dissimilarity.lr == 5e-5 and config.synthesis.lr_g == 1.5e-4
+
+
 @pytest.mark.parametrize('sets, message', [
     (['dissimilarity.epoch=3'], 'unknown key'),
     (['dissimilarity.epochs=three'], 'expected an integer'),
+    (['dissimilarity.lr=fast'], 'expected a number'),
     (['seed'], 'KEY=VALUE'),
 ])
 def test_bad_overrides_raise_config_errors(sets, message):
