@@ -209,3 +209,28 @@ def test_segmentation_outlier_exposure_needs_the_objects(tiny_camvid, fake_espne
     with pytest.raises(ConfigError, match=r'outlier_exposure.*--objects DIR'):
         _real_config(tiny_camvid, fake_espnetv2_file, segmentation={'pretrained': str(fake_espnetv2_file),
                                                                      'outlier_exposure': {'epochs': 1}})
+
+
+def test_squeezenet_encoder_of_the_dissimilarity_network_starts_from_the_given_imagenet_file(
+        tiny_camvid, fake_espnetv2_file, object_bank_root, tmp_path):
+    """--squeezenet-weights serves the perceptual stage and a squeezenet dissimilarity encoder alike: the trained
+    encoder is a fine-tuned copy of the file's layers, not a fresh initialization."""
+    from anomaly_seg_ros.networks import squeezenet_features
+    from anomaly_seg_ros.stage_modules import load_network
+    torch.manual_seed(3)
+    features = squeezenet_features('lpips', warn_if_random=False)
+    arrays = {k.replace('.', '/'): v.numpy() for k, v in features.state_dict().items() if not k.startswith('lpips.')}
+    np.savez(tmp_path / 'squeezenet.npz', **arrays)
+    config = _real_config(tiny_camvid, fake_espnetv2_file, object_bank_root,
+                          squeezenet_weights=str(tmp_path / 'squeezenet.npz'),
+                          architectures={'dissimilarity': {'encoder': 'squeezenet'}})
+    out = tmp_path / 'model'
+    train_all(config, out, tmp_path / 'work', show_progress=False, log=lambda _: None)
+    model = yaml.safe_load((out / 'model.yaml').read_text())
+    architecture = model['stages']['dissimilarity']['architecture']
+    assert architecture['encoder'] == 'squeezenet'
+    network = load_network(out / 'dissimilarity.pt', 'dissimilarity', architecture)
+    trained = network.encoder.fire5.expand3x3.weight.detach().numpy()
+    given = arrays['fire5/expand3x3/weight']
+    assert np.abs(trained - given).max() < 0.05 * np.abs(given).max()  # a few Adam steps away from the file
+    assert not np.array_equal(trained, given.astype(np.float16).astype(np.float32))  # fine-tuned (.pt: float16)
