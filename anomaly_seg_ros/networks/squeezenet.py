@@ -36,6 +36,7 @@ from ..errors import ModelError
 from .functional import static_size
 
 __all__ = [
+    'CAFFE_FEATURE_SCALE',
     'CAFFE_MEAN_BGR',
     'LPIPS_EPS',
     'SQUEEZENET_DISTANCES',
@@ -56,6 +57,8 @@ SQUEEZENET_TAPS: tuple[str, ...] = ('conv1', 'fire3', 'fire5', 'fire6', 'fire7',
 SQUEEZENET_DISTANCES: tuple[str, ...] = ('lpips', 'l1')
 #: Mean subtracted from the 0-255 BGR input of the Caffe weights.
 CAFFE_MEAN_BGR: tuple[float, float, float] = (103.939, 116.779, 123.68)
+#: Factor on the encoder's Caffe taps (see :class:`SqueezeNetEncoder`): O(1) values, FP16-safe correlations.
+CAFFE_FEATURE_SCALE = 2.0 ** -8
 #: LPIPS's ``normalize_tensor`` epsilon: f / (||f||_2 + eps) over channels.
 LPIPS_EPS = 1e-10
 _PRESCALE = 2.0 ** -10  # see _unit_normalize
@@ -250,6 +253,12 @@ class SqueezeNetEncoder(nn.Module):
     every tap lies exactly on the 1/2^k grid of an input whose H and W are divisible by 8; the
     padding is the Caffe mean colour (zero after mean subtraction).
 
+    The Caffe taps are multiplied by :data:`CAFFE_FEATURE_SCALE` (2^-8, exact in floating point). Unscaled
+    they reach ~10^3 on CamVid frames (fire5 up to ~900) and the fusion's correlation channel, a
+    256-channel dot product of two such maps, ~10^6: beyond FP16's range (65504), and a network trained
+    on them exported to a graph whose ONNX Runtime output differed from PyTorch by 1.6e-3 in the anomaly
+    probability (PyTorch float32 vs float64: 7e-6), failing the export's parity check.
+
     forward(x (N, 3, H, W) ImageNet-normalized RGB) -> four tensors (N, C_k, H / 2^k, W / 2^k).
     """
 
@@ -271,7 +280,7 @@ class SqueezeNetEncoder(nn.Module):
         half = F.relu(self.conv1(_caffe_input(self, x)))
         quarter = self.fire3(self.fire2(F.max_pool2d(half, kernel_size=3, stride=2, ceil_mode=True)))
         eighth = self.fire5(self.fire4(F.max_pool2d(quarter, kernel_size=3, stride=2, ceil_mode=True)))
-        return full, half, quarter, eighth
+        return full, half * CAFFE_FEATURE_SCALE, quarter * CAFFE_FEATURE_SCALE, eighth * CAFFE_FEATURE_SCALE
 
 
 # --------------------------------------------------------------------------------------------------

@@ -17,6 +17,7 @@ from torch import Tensor, nn
 from anomaly_seg_ros.errors import ModelError
 from anomaly_seg_ros.networks import squeezenet as squeezenet_module
 from anomaly_seg_ros.networks.squeezenet import (
+    CAFFE_FEATURE_SCALE,
     CAFFE_MEAN_BGR,
     SqueezeNetFeatures,
     load_lpips_heads,
@@ -363,7 +364,19 @@ def test_encoder_half_resolution_tap_is_the_caffe_conv1_of_the_padded_image(tmp_
         ours = encoder(x)[1]
         theirs = features.forward_caffe(nn.functional.pad(features.caffe_input(x), (1, 0, 1, 0)))[0]
     assert ours.shape == theirs.shape == (1, 64, 16, 24)
-    torch.testing.assert_close(ours, theirs, atol=1e-5 * float(theirs.abs().max()), rtol=0)
+    torch.testing.assert_close(ours, theirs * CAFFE_FEATURE_SCALE, atol=1e-5 * float(ours.abs().max()), rtol=0)
+
+
+def test_encoder_taps_and_their_correlation_stay_in_fp16_range_on_a_camvid_frame(
+        shared_data: Path, weight_files: tuple[Path, Path]) -> None:
+    """Unscaled, fire5 reaches ~900 here and the correlation sum_c f^2 ~10^6 (FP16's maximum is 65504)."""
+    frame = nn.functional.interpolate(_camvid_frame(shared_data, '0001TP_006990.png'), size=(128, 256),
+                                      mode='bilinear', align_corners=False)
+    encoder = squeezenet_encoder(weight_files[0]).eval()
+    with torch.no_grad():
+        taps = encoder(_normalized(frame))[1:]
+    assert max(float(t.max()) for t in taps) < 16.0
+    assert max(float((t * t).sum(dim=1).max()) for t in taps) < 1024.0
 
 
 def test_random_encoder_is_reported_once(caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch) -> None:
