@@ -413,6 +413,9 @@ def validate_config(config: TrainConfig) -> TrainConfig:
     if oe.epochs and not config.dissimilarity.generator.objects:
         problems.append('segmentation.outlier_exposure.epochs > 0 needs the objects to paste: pass --objects DIR '
                         '(dissimilarity.generator.objects)')
+    if oe.epochs and not config.segmentation.pretrained:
+        problems.append('segmentation.outlier_exposure fine-tunes imported weights: pass --pretrained FILE '
+                        '(segmentation.pretrained)')
     if oe.trainable not in ('decoder', 'all'):
         problems.append(f"segmentation.outlier_exposure.trainable must be 'decoder' or 'all', got {oe.trainable!r}")
     if config.dissimilarity.class_weighting not in ('enet', 'none'):

@@ -205,10 +205,14 @@ def test_segmentation_outlier_exposure_fine_tunes_the_decoder_and_keeps_the_best
     assert again['outlier_exposure']['history'] == history and again['outlier_exposure']['kept_epoch'] == best
 
 
-def test_segmentation_outlier_exposure_needs_the_objects(tiny_camvid, fake_espnetv2_file):
+def test_segmentation_outlier_exposure_needs_the_objects_and_imported_weights(tiny_camvid, fake_espnetv2_file,
+                                                                              object_bank_root):
     with pytest.raises(ConfigError, match=r'outlier_exposure.*--objects DIR'):
         _real_config(tiny_camvid, fake_espnetv2_file, segmentation={'pretrained': str(fake_espnetv2_file),
                                                                      'outlier_exposure': {'epochs': 1}})
+    with pytest.raises(ConfigError, match=r'outlier_exposure fine-tunes imported weights.*--pretrained FILE'):
+        _real_config(tiny_camvid, fake_espnetv2_file, object_bank_root,
+                     segmentation={'pretrained': None, 'outlier_exposure': {'epochs': 1}})
 
 
 def test_squeezenet_encoder_of_the_dissimilarity_network_starts_from_the_given_imagenet_file(
