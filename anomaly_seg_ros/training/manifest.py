@@ -77,8 +77,9 @@ def write_manifest(model_dir: str | Path, extra: str = '') -> Path:
              '## Reproduce', '', '```', str(prov.get('command', '?')), '```', '',
              f'- seed: {prov.get("seed")}', f'- commit: `{prov.get("commit")}`',
              f'- data: {prov.get("data")}',
-             f'- training time: {format_duration(float(prov.get("training_time_s", 0)))} '
-             f'(wall time of the command {format_duration(float(prov.get("wall_time_s", 0)))})',
+             f'- training time: {format_duration(float(prov.get("training_time_s", 0)))}'
+             + (f' (wall time of the command {format_duration(float(prov["wall_time_s"]))})'
+                if prov.get('wall_time_s') is not None else ' (sum of the stages)'),
              f'- machine: {prov.get("machine")}', f'- .pt weights stored as {prov.get("torch_weights_dtype", "?")}', '',
              '## Validation figures (validation split, never the anomaly test split)', '',
              '| figure | value |', '|---|---:|']
