@@ -35,6 +35,7 @@ from .networks import (
     LIGHT_INPUT_SIZES,
     PAPER_INPUT_SIZES,
     ICNet,
+    architecture_with_defaults,
     build_network,
     fold_spectral_norm,
     light_architectures,
@@ -301,10 +302,10 @@ def load_network(path: str | Path, stage: str, expected_architecture: Mapping[st
         raise ModelError(f'{path} holds the {record["stage"]!r} network, not {stage!r}; check the file names in '
                          'model.yaml')
     found = normalize_architecture(record['architecture'])
-    expected = normalize_architecture(expected_architecture)
-    if found != expected:
-        keys = sorted(k for k in set(found) | set(expected) if found.get(k) != expected.get(k))
-        diff = ', '.join(f'{k}: file {found.get(k)!r} vs model.yaml {expected.get(k)!r}' for k in keys)
+    file_full, yaml_full = architecture_with_defaults(found), architecture_with_defaults(expected_architecture)
+    if file_full != yaml_full:  # an argument left out equals its default
+        keys = sorted(k for k in set(file_full) | set(yaml_full) if file_full.get(k) != yaml_full.get(k))
+        diff = ', '.join(f'{k}: file {file_full.get(k)!r} vs model.yaml {yaml_full.get(k)!r}' for k in keys)
         raise ModelError(f'{path}: architecture differs from model.yaml ({diff}); the file belongs to another '
                          'model: copy the matching model.yaml or retrain')
     try:

@@ -124,6 +124,19 @@ def normalize_architecture(architecture: Mapping[str, Any]) -> dict[str, Any]:
     return plain(dict(architecture))
 
 
+def architecture_with_defaults(architecture: Mapping[str, Any]) -> dict[str, Any]:
+    """:func:`normalize_architecture` of ``architecture`` with its builder's defaults filled in, so that an
+    argument left out and the same argument spelled with its default value compare equal (a model directory
+    written before an architecture argument existed still matches). Unknown builders are left as they are."""
+    builder = NETWORK_BUILDERS.get(str(architecture.get('name')))
+    full: dict[str, Any] = {}
+    if builder is not None:
+        full = {k: p.default for k, p in inspect.signature(builder).parameters.items()
+                if k not in _RUNTIME_ARGS and p.default is not inspect.Parameter.empty}
+    full.update(architecture)
+    return normalize_architecture(full)
+
+
 def build_network(stage: str, architecture: Mapping[str, Any], *, imagenet_weights: str | Path | None = None,
                   lpips_weights: str | Path | None = None, warn_if_random: bool = True) -> nn.Module:
     """Construct (randomly initialized) the network of ``stage`` from its architecture dict.

@@ -17,7 +17,7 @@ import torch
 from ..errors import ModelError
 from ..labels import LabelSet
 from ..model_config import METADATA_FILE, ModelConfig, load_model_config, save_model_config
-from ..networks import build_network, normalize_architecture
+from ..networks import architecture_with_defaults, build_network, normalize_architecture
 from ..stage_modules import light_model_config, paper_model_config, save_network
 from .config import TrainConfig, config_to_dict
 
@@ -72,7 +72,7 @@ def prepare_model_dir(out_dir: str | Path, config: TrainConfig, label_set: Label
             old, new = existing.stage(stage), wanted.stage(stage)
             if tuple(old.input_size) != tuple(new.input_size):
                 problems.append(f'{stage} input size {list(old.input_size)} vs {list(new.input_size)}')
-            if normalize_architecture(old.architecture) != normalize_architecture(new.architecture):
+            if architecture_with_defaults(old.architecture) != architecture_with_defaults(new.architecture):
                 problems.append(f'{stage} architecture {dict(old.architecture)} vs {dict(new.architecture)}')
         if problems:
             raise ModelError(f'{out_dir / METADATA_FILE} describes another model ({"; ".join(problems)}); '

@@ -64,3 +64,13 @@ def test_light_configuration_costs_about_20_gflop_a_frame() -> None:
             module(*args)
         total += counter.get_total_flops() / 1e9
     assert 15.0 < total < 25.0
+
+
+def test_an_argument_left_out_equals_its_default_value():
+    from anomaly_seg_ros.networks import architecture_with_defaults
+    base = {'name': 'dissimilarity', 'num_classes': 19, 'width': 0.25}
+    assert architecture_with_defaults(base) == architecture_with_defaults({**base, 'encoder': 'vgg16'})
+    assert architecture_with_defaults(base) != architecture_with_defaults({**base, 'encoder': 'squeezenet'})
+    assert 'encoder_weights' not in architecture_with_defaults(base)  # runtime arguments are not architecture
+    unknown = {'name': 'not_a_builder', 'x': 1}
+    assert architecture_with_defaults(unknown) == unknown
