@@ -374,6 +374,15 @@ def _warn_once(key: str, message: str, *args: object) -> None:
         _LOG.warning(message, *args)
 
 
+def _load_caffe_or_warn(module: SqueezeNetFeatures | SqueezeNetEncoder, weights: str | Path | None,
+                        warn_if_random: bool, key: str, what: str, effect: str) -> None:
+    """Load the Caffe ImageNet ``weights`` into ``module``, or else (``warn_if_random``) warn once per ``key``."""
+    if weights is not None:
+        load_squeezenet_caffe_weights(module, weights)
+    elif warn_if_random:
+        _warn_once(key, f'!!! {what} (no ImageNet weights given; pass squeezenet_v1.1_features.npz). {effect} !!!')
+
+
 def squeezenet_features(distance: str = 'lpips', weights: str | Path | None = None,
                         lpips_weights: str | Path | None = None, warn_if_random: bool = True) -> SqueezeNetFeatures:
     """SqueezeNet v1.1 features (7 LPIPS taps) for the perceptual difference, see :class:`SqueezeNetFeatures`.
@@ -392,12 +401,8 @@ def squeezenet_features(distance: str = 'lpips', weights: str | Path | None = No
     if lpips_weights is not None and distance != 'lpips':
         raise ValueError(f'lpips_weights apply to distance \'lpips\', not {distance!r}')
     module = SqueezeNetFeatures(distance)
-    if weights is not None:
-        load_squeezenet_caffe_weights(module, weights)
-    elif warn_if_random:
-        _warn_once('squeezenet', '!!! SQUEEZENET features are RANDOMLY INITIALIZED (no ImageNet weights given; '
-                   'pass squeezenet_v1.1_features.npz). Frozen random features give a weak perceptual '
-                   'difference !!!')
+    _load_caffe_or_warn(module, weights, warn_if_random, 'squeezenet', 'SQUEEZENET features are RANDOMLY '
+                        'INITIALIZED', 'Frozen random features give a weak perceptual difference')
     if lpips_weights is not None:
         load_lpips_heads(module, lpips_weights)
     elif distance == 'lpips' and warn_if_random:
@@ -416,10 +421,7 @@ def squeezenet_encoder(weights: str | Path | None = None, stem_channels: int = 1
         warn_if_random: log a warning (once per process) when no weights are given.
     """
     module = SqueezeNetEncoder(stem_channels)
-    if weights is not None:
-        load_squeezenet_caffe_weights(module, weights)
-    elif warn_if_random:
-        _warn_once('squeezenet_encoder', '!!! SQUEEZENET encoder of the dissimilarity network is RANDOMLY '
-                   'INITIALIZED (no ImageNet weights given; pass squeezenet_v1.1_features.npz). It then trains '
-                   'from scratch instead of fine-tuning !!!')
+    _load_caffe_or_warn(module, weights, warn_if_random, 'squeezenet_encoder', 'SQUEEZENET encoder of the '
+                        'dissimilarity network is RANDOMLY INITIALIZED', 'It then trains from scratch instead of '
+                        'fine-tuning')
     return module
