@@ -9,6 +9,7 @@ from .all import AllResult, train_all
 from .calibration import calibrate_perceptual, ensure_perceptual_network
 from .common import Checkpoint, RunLogger, StageResult, rng_for, seed_everything, select_device
 from .config import (
+    ENSEMBLE_CRITERIA,
     PRESETS,
     ConfigError,
     TrainConfig,
@@ -24,6 +25,7 @@ from .ensemble import (
     EnsembleResult,
     GridScorer,
     VoidLabelledFrames,
+    criterion_of,
     histogram_metrics,
     select_best,
     training_data_of,
@@ -37,6 +39,7 @@ from .synthesis import train_synthesis
 
 __all__ = [
     'ABLATION_ROWS',
+    'ENSEMBLE_CRITERIA',
     'PRESETS',
     'SOURCES',
     'AblationResult',
@@ -53,6 +56,7 @@ __all__ = [
     'calibrate_perceptual',
     'class_swap_labels',
     'config_from_dict',
+    'criterion_of',
     'config_to_dict',
     'enet_class_weights',
     'ensure_perceptual_network',

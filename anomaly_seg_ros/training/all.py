@@ -94,7 +94,7 @@ def train_all(config: TrainConfig, out_dir: str | Path, work_dir: str | Path | N
         ens_dataset, ens_split = 'folder', None
     ensemble = tune_ensemble(out_dir, ens_dataset, ens_root, ens_split, ens.grid,
                              ens.limit if ens.limit is not None else config.data.val_limit, ens.bins, backend,
-                             device, show_progress=show_progress, log=log)
+                             device, show_progress=show_progress, log=log, criterion=ens.criterion)
     by_stage = {s.stage: s for s in stages}
     validation = {
         'segmentation_miou': by_stage['segmentation'].validation['val_miou'],

@@ -2,7 +2,13 @@
 
 Candidates: every vector of ``{0,1,2,3}^4`` except all-zero, normalized to sum 1, duplicates of an
 earlier normalized vector dropped (order: dissimilarity, entropy, perceptual difference, softmax
-distance). Criterion: the lowest FPR95 on the validation split, ties broken by the higher AP.
+distance). Criteria (``criterion``), on the validation split, ties broken by the higher AP:
+
+- ``lowest_fpr95``: the lowest FPR95, as in the paper.
+- ``lowest_fpr95_keeping_ap``: the lowest FPR95 among the vectors whose AP is at least the best single
+  cue's, so the ensemble is never worse than one of its cues on AP (the best-AP cue alone is always a
+  candidate). Where one cue is far stronger than the others, the paper's criterion can buy a small FPR95
+  gain with a large AP loss; this one does not.
 
 Validation data: the pipeline's own cue maps on the validation frames (the deployed path), with the
 data generator's source-B labels (void objects 1, ground-truth ignore 255, the rest 0), or the
@@ -32,10 +38,11 @@ from ..evaluation import TPR_TARGET, iter_cue_maps
 from ..model_config import load_model_config
 from ..stages import ENSEMBLE_ORDER
 from .common import Timer
+from .config import ENSEMBLE_CRITERIA
 from .data_generator import void_anomaly_labels
 from .model_dir import record_stage
 
-__all__ = ['EnsembleResult', 'GridScorer', 'VoidLabelledFrames', 'histogram_metrics', 'select_best',
+__all__ = ['EnsembleResult', 'GridScorer', 'VoidLabelledFrames', 'criterion_of', 'histogram_metrics', 'select_best',
            'training_data_of', 'tune_ensemble', 'weight_grid']
 
 _CHUNK = 1 << 15
@@ -82,11 +89,15 @@ def histogram_metrics(pos: np.ndarray, neg: np.ndarray) -> dict[str, np.ndarray]
     return {'ap': ap, 'fpr95': fpr95, 'auroc': auroc}
 
 
-def select_best(fpr95: np.ndarray, ap: np.ndarray) -> int:
-    """Index of the lowest FPR95, ties broken by the highest AP, then by order (NaN ranks last)."""
+def select_best(fpr95: np.ndarray, ap: np.ndarray, min_ap: float | None = None) -> int:
+    """Index of the lowest FPR95, ties broken by the highest AP, then by order (NaN ranks last).
+
+    ``min_ap``: only vectors with at least this AP are eligible (the others rank after them).
+    """
     key_fpr = np.where(np.isnan(fpr95), np.inf, fpr95)
     key_ap = np.where(np.isnan(ap), -np.inf, ap)
-    return int(np.lexsort((-key_ap, key_fpr))[0])
+    below = np.zeros(len(ap), bool) if min_ap is None else key_ap < min_ap
+    return int(np.lexsort((-key_ap, key_fpr, below))[0])
 
 
 class GridScorer:
@@ -173,15 +184,27 @@ def training_data_of(model_dir: str | Path, dataset: str | None = None,
     return str(dataset), Path(root)
 
 
+def criterion_of(model_dir: str | Path) -> str:
+    """The ensemble criterion ``model_dir`` was trained with (its provenance), else the paper's."""
+    config = load_model_config(model_dir).provenance.get('config') or {}
+    criterion = (config.get('ensemble') or {}).get('criterion', 'lowest_fpr95')
+    return criterion if criterion in ENSEMBLE_CRITERIA else 'lowest_fpr95'
+
+
 def tune_ensemble(model_dir: str | Path, dataset: str, root: str | Path, split: str | None = 'val',
                   grid: Sequence[int] = (0, 1, 2, 3), limit: int | None = None, bins: int = 4096,
                   backend: str = 'torch', device: str | None = None, write: bool = True, show_progress: bool = True,
-                  log: Callable[[str], None] = print) -> EnsembleResult:
+                  log: Callable[[str], None] = print, criterion: str = 'lowest_fpr95') -> EnsembleResult:
     """Grid-search the ensemble weights of ``model_dir`` on a validation split; writes them to model.yaml.
+
+    ``criterion``: a key of :data:`ENSEMBLE_CRITERIA`.
 
     Raises:
         DatasetError: the split is the synthetic anomaly test split, or has no usable labels/pixels.
+        ValueError: an unknown criterion.
     """
+    if criterion not in ENSEMBLE_CRITERIA:
+        raise ValueError(f'unknown ensemble criterion {criterion!r}; known: {sorted(ENSEMBLE_CRITERIA)}')
     from ..pipeline import AnomalyPipeline
     if split == SYNTHETIC_ANOMALY_SPLIT:
         raise DatasetError(f'refusing to tune the ensemble on the anomaly test split {split!r}: the test figures '
@@ -203,7 +226,6 @@ def tune_ensemble(model_dir: str | Path, dataset: str, root: str | Path, split: 
     with warnings.catch_warnings():
         warnings.simplefilter('ignore', RuntimeWarning)
         metrics = scorer.metrics()
-    best = select_best(metrics['fpr95'], metrics['ap'])
     order = np.lexsort((-np.nan_to_num(metrics['ap'], nan=-1.0), np.nan_to_num(metrics['fpr95'], nan=np.inf)))
     top = [{'weights': [round(float(v), 4) for v in weights[i]], **{k: float(metrics[k][i]) for k in metrics}}
            for i in order[:5]]
@@ -213,12 +235,17 @@ def tune_ensemble(model_dir: str | Path, dataset: str, root: str | Path, split: 
         unit[k] = 1.0
         i = int(np.flatnonzero(np.all(np.isclose(weights, unit), axis=1))[0])
         singles[name] = {m: float(metrics[m][i]) for m in metrics}
+    min_ap = None
+    if criterion == 'lowest_fpr95_keeping_ap':
+        # The grid always holds the single cues (unit vectors), so the best-AP cue itself is eligible.
+        min_ap = max(float(np.nan_to_num(cue['ap'], nan=-np.inf)) for cue in singles.values())
+    best = select_best(metrics['fpr95'], metrics['ap'], min_ap)
     chosen = tuple(float(v) for v in weights[best])
     result = EnsembleResult(chosen, float(metrics['fpr95'][best]), float(metrics['ap'][best]),  # type: ignore[arg-type]
                             float(metrics['auroc'][best]), count, len(weights), timer.elapsed, top, singles)
     if write:
         record_stage(model_dir, 'ensemble', {
-            'weights': [round(v, 6) for v in chosen], 'criterion': 'lowest FPR95, ties by AP',
+            'weights': [round(v, 6) for v in chosen], 'criterion': ENSEMBLE_CRITERIA[criterion],
             'validation': {'dataset': dataset, 'split': split, 'frames': count, 'fpr95': result.fpr95,
                            'ap': result.ap, 'auroc': result.auroc, 'bins': bins},
             'grid': list(grid), 'candidates': len(weights), 'top': top, 'single_cues': singles,

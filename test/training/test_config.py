@@ -66,6 +66,7 @@ def test_architecture_overrides_and_the_ablation_flag_reach_the_model_metadata()
     (['dissimilarity.generator.sources=[A, C]'], 'sources'),
     (['segmentation.crop_size=[100, 200]'], 'divisible by 32'),
     (['export.torch_dtype=int8'], 'torch_dtype'),
+    (['ensemble.criterion=highest_ap'], 'ensemble.criterion'),
 ])
 def test_invalid_choices_are_rejected_before_training(sets, message):
     with pytest.raises(ConfigError, match=message):

@@ -43,6 +43,50 @@ def test_select_best_prefers_lowest_fpr95_then_highest_ap():
     assert select_best(fpr95, ap) == 2
 
 
+def test_select_best_with_min_ap_takes_the_lowest_fpr95_among_the_vectors_that_keep_it():
+    fpr95 = np.array([0.5, 0.2, 0.2, np.nan, 0.3])
+    ap = np.array([0.9, 0.4, 0.6, 0.99, 0.8])
+    assert select_best(fpr95, ap, min_ap=0.7) == 4
+    assert select_best(fpr95, ap, min_ap=0.85) == 0
+    # No vector reaches min_ap: the plain rule decides among all.
+    assert select_best(fpr95, ap, min_ap=1.5) == 2
+
+
+def test_keeping_ap_refuses_a_mix_that_buys_fpr95_with_ap():
+    """The dissimilarity cue ranks most anomalies first but scores a few of them (7%) like inliers; entropy is
+    high on those few and on a fifth of the inliers (borders). Mixing entropy in lowers FPR95 and puts
+    border pixels among the anomalies, lowering AP: the paper's rule takes a mix, keeping the best cue's AP
+    takes the dissimilarity cue alone."""
+    rng = np.random.default_rng(2)
+    shape = (100, 100)
+    labels = (rng.random(shape) < 0.1).astype(np.uint8)
+    anomalous = labels == 1
+    hard = anomalous & (rng.random(shape) < 0.07)
+    border = ~anomalous & (rng.random(shape) < 0.2)
+    dissimilarity = np.where(anomalous, 0.9, 0.1 + 0.6 * rng.random(shape))
+    dissimilarity[hard] = 0.5
+    entropy = np.where(anomalous, rng.random(shape), 0.0)
+    entropy[hard | border] = 1.0
+    noise = rng.random((2, *shape))
+    cues = np.stack([dissimilarity, entropy, noise[0], noise[1]]).astype(np.float32)
+    weights = weight_grid((0, 1, 2, 3))
+    scorer = GridScorer(weights)
+    scorer.update(cues, labels)
+    metrics = scorer.metrics()
+    single = np.flatnonzero(np.all(weights == [1, 0, 0, 0], axis=1))[0]
+    paper = select_best(metrics['fpr95'], metrics['ap'])
+    keeping = select_best(metrics['fpr95'], metrics['ap'], min_ap=metrics['ap'][single])
+    assert weights[paper][1] > 0 and metrics['ap'][paper] < metrics['ap'][single] - 0.02
+    assert metrics['fpr95'][paper] < metrics['fpr95'][single]
+    assert keeping == single
+
+
+def test_the_command_line_offers_every_ensemble_criterion():
+    from anomaly_seg_ros.commands.tune_ensemble import CRITERIA
+    from anomaly_seg_ros.training import ENSEMBLE_CRITERIA
+    assert set(CRITERIA) == set(ENSEMBLE_CRITERIA)
+
+
 def test_grid_search_picks_the_weights_that_separate_a_constructed_case():
     """Anomalies are exactly the pixels where entropy AND softmax distance are high; each cue alone has
     false positives (half of its high pixels), the perceptual cue is noise and dissimilarity is

@@ -137,6 +137,9 @@ def test_train_all_real_builds_a_cityscapes_model_from_imported_weights_and_pred
     assert source_c['pixels']['anomaly'] > 0 and source_c['description']['void'] == 'ignore'
     # CamVid's void blocks are ignored, not anomalies: the only anomalies are the pasted objects.
     assert source_c['pixels']['ignored'] > 0
+    ensemble = meta['provenance']['stages']['ensemble']
+    assert ensemble['criterion'].startswith('lowest FPR95 among the vectors with AP >= the best single cue')
+    assert ensemble['validation']['ap'] >= max(cue['ap'] for cue in ensemble['single_cues'].values())
     rgb = np.random.default_rng(1).integers(0, 255, (72, 96, 3), dtype=np.uint8)
     with AnomalyPipeline.from_model_dir(out, backend='onnxruntime') as pipeline:
         result = pipeline.process(rgb, outputs=['semantic', 'anomaly'])

@@ -10,6 +10,7 @@ import yaml
 from anomaly_seg_ros.cli import main
 from anomaly_seg_ros.model_config import load_model_config
 from anomaly_seg_ros.pipeline import AnomalyPipeline
+from anomaly_seg_ros.training import criterion_of, tune_ensemble
 
 pytestmark = [pytest.mark.slow, pytest.mark.numerics]
 
@@ -57,6 +58,8 @@ def test_train_all_records_calibration_ensemble_and_provenance(trained):
     assert set(provenance['validation']) >= {'segmentation_miou', 'dissimilarity_ap', 'ensemble_fpr95'}
     assert set(provenance['stages']) >= {'segmentation', 'synthesis', 'perceptual', 'dissimilarity', 'ensemble'}
     assert provenance['config']['export']['torch_dtype'] == 'float16'
+    assert provenance['stages']['ensemble']['criterion'] == 'lowest FPR95, ties by AP'
+    assert criterion_of(trained) == 'lowest_fpr95'    # the light preset's: the paper's rule
     manifest = (trained / 'MANIFEST.md').read_text()
     assert provenance['command'] in manifest and 'segmentation_miou' in manifest
     for stage in ('segmentation', 'synthesis', 'dissimilarity'):
@@ -83,6 +86,14 @@ def test_resume_of_a_finished_run_reuses_the_generated_data(trained, tiny_datase
 def test_tune_ensemble_refuses_the_anomaly_test_split(trained, capsys):
     assert main(['tune-ensemble', '--models', str(trained), '--split', 'anomaly_test', '--quiet']) == 2
     assert 'refusing to tune the ensemble on the anomaly test split' in capsys.readouterr().err
+
+
+def test_tune_ensemble_keeping_ap_chooses_weights_no_worse_than_any_single_cue_on_ap(trained, tiny_dataset):
+    result = tune_ensemble(trained, 'synthetic', tiny_dataset, 'val', bins=1024, write=False, show_progress=False,
+                           log=lambda _: None, criterion='lowest_fpr95_keeping_ap')
+    assert result.ap >= max(cue['ap'] for cue in result.single_cues.values())
+    with pytest.raises(ValueError, match='unknown ensemble criterion'):
+        tune_ensemble(trained, 'synthetic', tiny_dataset, 'val', write=False, criterion='highest_ap')
 
 
 def test_ablation_trains_the_resynthesis_only_network_and_writes_the_table(trained, tiny_dataset, tmp_path):
