@@ -97,6 +97,35 @@ def test_int8_graphs_are_written_beside_the_float_ones_and_recorded(model, tiny_
     assert np.abs(result.anomaly - reference.anomaly).mean() < 0.1  # quantized, not a different model
 
 
+def test_export_int8_adds_the_int8_graphs_and_check_to_the_models_manifest(model, tiny_data):
+    from anomaly_seg_ros.training.manifest import write_manifest
+
+    manifest = write_manifest(model)
+    assert 'int8' not in manifest.read_text()
+    assert _export_int8(model, tiny_data, *LOOSE) == 0
+    text = manifest.read_text()
+    assert '| synthesis.int8.onnx |' in text and '| dissimilarity.int8-tensorrt.onnx |' in text
+    assert '## INT8' in text and 'INT8 stages: segmentation, synthesis, perceptual, dissimilarity' in text
+    assert 'check on 3 frames' in text
+
+
+def test_retraining_a_stage_deletes_the_graphs_exported_from_its_old_weights(model, tiny_data, caplog):
+    from anomaly_seg_ros.stage_modules import load_network
+    from anomaly_seg_ros.training.model_dir import save_stage_network
+
+    assert _export_int8(model, tiny_data, *LOOSE) == 0
+    config = load_model_config(model)
+    stage = config.stage('dissimilarity')
+    network = load_network(model / stage.files['torch'], 'dissimilarity', stage.architecture)
+    save_stage_network(model, config, 'dissimilarity', network)
+    for suffix in ('.onnx', '.fp16.onnx', '.int8.onnx', '.int8-tensorrt.onnx'):
+        assert not (model / f'dissimilarity{suffix}').exists()
+        assert (model / f'synthesis{suffix}').is_file()  # the other stages keep theirs
+    assert 'dissimilarity retrained' in caplog.text and 'anomaly_seg export' in caplog.text
+    with pytest.raises(ModelError, match='anomaly_seg export'):
+        AnomalyPipeline.from_model_dir(model, backend='onnxruntime')
+
+
 def test_a_model_beyond_the_margins_is_refused_and_nothing_is_written(model, tiny_data, capsys):
     before = (model / 'model.yaml').read_text()
     status = _export_int8(model, tiny_data, '--int8-min-semantic-miou', '101')

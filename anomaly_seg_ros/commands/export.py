@@ -154,6 +154,18 @@ def _quantize(args: argparse.Namespace) -> None:
         command=' '.join(['anomaly_seg', *map(shlex.quote, sys.argv[1:])]),
         progress=lambda text: print(f'... {text}', flush=True))
     print('\n'.join(report.lines()))
+    _refresh_manifest(args.out)
+
+
+def _refresh_manifest(model_dir: Path) -> None:
+    """A model directory made by ``train all`` describes its files in MANIFEST.md: add the INT8 graphs to it."""
+    if not (model_dir / 'MANIFEST.md').is_file():
+        return
+    if importlib.util.find_spec('torch') is None:
+        print(f'{model_dir / "MANIFEST.md"} not refreshed (it is written by the training package, which needs torch)')
+        return
+    from ..training.manifest import write_manifest
+    print(f'refreshed {write_manifest(model_dir)}')
 
 
 def _run(args: argparse.Namespace) -> int:

@@ -291,8 +291,8 @@ PRESETS['real'] = {
     'dissimilarity': {'epochs': 20, 'checkpoint': 'best',
                       'generator': {'sources': ['A', 'C'], 'void': 'ignore', 'pastes_per_frame': 1}},
     # The dissimilarity output is far stronger than the other cues on the validation set; the paper's lowest
-    # FPR95 gave them half the weight for 1 FPR95 point and 16 AP points. Issue 23 asks the framework to be
-    # no worse than any single cue, so the search keeps the best cue's AP.
+    # FPR95 gave them half the weight for 1 FPR95 point and 16 AP points. The framework must be no worse than
+    # any of its cues, so the search keeps the best cue's AP.
     'ensemble': {'backend': 'onnxruntime', 'criterion': 'lowest_fpr95_keeping_ap'},
     'export': {'torch_dtype': 'float16'},
 }

@@ -64,6 +64,29 @@ def sources_section(config: dict[str, Any]) -> list[str]:
     return lines
 
 
+def int8_section(int8: dict[str, Any]) -> list[str]:
+    """Markdown lines for ``export --int8``'s record: which stages are INT8, why the others are not, the check."""
+    if not int8:
+        return []
+    stages = int8.get('stages') or {}
+    accuracy = int8.get('accuracy') or {}
+    fp32, quantized = accuracy.get('fp32') or {}, accuracy.get('int8') or {}
+    validation = int8.get('validation') or {}
+    lines = ['', '## INT8', '', '```', str(int8.get('command', '?')), '```', '',
+             '- INT8 stages: ' + (', '.join(s for s, p in stages.items() if p == 'int8') or 'none')
+             + f' (calibration {(int8.get("calibration") or {}).get("method", "?")}, chosen on {int8.get("cpu", "?")})']
+    lines += [f'- {stage} kept in FP32: {why}' for stage, why in (int8.get('kept_in_fp32') or {}).items()]
+    if fp32 and quantized:
+        lines.append(f'- check on {validation.get("frames", "?")} frames of `{validation.get("root", "?")}`: '
+                     f'AP {quantized.get("ap")} (FP32 {fp32.get("ap")}), FPR95 {quantized.get("fpr95")} '
+                     f'(FP32 {fp32.get("fpr95")}), semantic mIoU against FP32 {accuracy.get("semantic_miou_vs_fp32")}%')
+    variant = int8.get('tensorrt_variant') or {}
+    if variant:
+        lines.append('- TensorRT variant: ' + ('written' if variant.get('written') else 'not written')
+                     + f' (calibration {variant.get("method", "?")}, checked on ONNX Runtime)')
+    return lines
+
+
 def write_manifest(model_dir: str | Path, extra: str = '') -> Path:
     """Write ``<model_dir>/MANIFEST.md`` from its ``model.yaml`` provenance; ``extra`` is appended."""
     model_dir = Path(model_dir)
@@ -109,6 +132,7 @@ def write_manifest(model_dir: str | Path, extra: str = '') -> Path:
         lines += ['', '## GPU working point', '',
                   'Stage input sizes for a GPU (HxW; the sizes above are the CPU working point; stages not named '
                   'keep theirs): ' + ', '.join(f'{stage} {size[0]}x{size[1]}' for stage, size in gpu.items()) + '.']
+    lines += int8_section(prov.get('int8') or {})
     lines += ['', *sources_section(prov.get('config') or {})]
     lines += ['## Files', '', '| file | bytes |', '|---|---:|']
     lines += [f'| {p.name} | {p.stat().st_size:,} |' for p in files]

@@ -7,6 +7,7 @@ writes its network file and records its figures under ``provenance.stages.<stage
 from __future__ import annotations
 
 import copy
+import logging
 from collections.abc import Mapping
 from dataclasses import replace
 from pathlib import Path
@@ -16,8 +17,9 @@ import torch
 
 from ..errors import ModelError
 from ..labels import LabelSet
-from ..model_config import METADATA_FILE, ModelConfig, load_model_config, save_model_config
+from ..model_config import FILE_FORMATS, METADATA_FILE, ModelConfig, load_model_config, save_model_config
 from ..networks import architecture_with_defaults, build_network, normalize_architecture
+from ..runtime.stage_files import stage_file
 from ..stage_modules import light_model_config, paper_model_config, save_network
 from .config import TrainConfig, config_to_dict
 
@@ -28,6 +30,8 @@ __all__ = [
     'record_stage',
     'save_stage_network',
 ]
+
+_log = logging.getLogger(__name__)
 
 
 def model_config_for(config: TrainConfig, label_set: LabelSet) -> ModelConfig:
@@ -98,9 +102,21 @@ def record_stage(out_dir: str | Path, stage: str, record: Mapping[str, Any],
 
 
 def save_stage_network(out_dir: str | Path, model: ModelConfig, stage: str, network: torch.nn.Module) -> Path:
-    """Write ``<out_dir>/<stage>.pt`` (the file model.yaml lists) for ``network``."""
+    """Write ``<out_dir>/<stage>.pt`` (the file model.yaml lists) for ``network``.
+
+    The stage's graphs and engines exported from the previous weights are deleted: the ONNX Runtime and
+    TensorRT backends would otherwise run the old network without a word (``anomaly_seg export`` re-makes them).
+    """
     stage_cfg = model.stage(stage)
     file = stage_cfg.files.get('torch', f'{stage}.pt')
+    stale = [path for fmt in FILE_FORMATS if fmt != 'torch'
+             for path in [stage_file(out_dir, model, stage, fmt)] if path.is_file()]
+    for path in stale:
+        path.unlink()
+    if stale:
+        _log.warning('%s retrained: deleted %s, exported from its previous weights; run `anomaly_seg export` '
+                     '(with --int8 / --tensorrt as before) to make them again', stage,
+                     ', '.join(p.name for p in stale))
     return save_network(Path(out_dir) / file, stage, stage_cfg.architecture, network)
 
 
