@@ -126,14 +126,16 @@ def test_hand_off_returns_at_once_then_waits_for_the_previous_item_and_loses_non
 
 
 def test_stop_releases_a_waiting_hand_off_and_discards_its_item():
-    release = threading.Event()
+    release, started = threading.Event(), threading.Event()
     handled = []
-    thread = HandOffThread(lambda item: (release.wait(10), handled.append(item)), on_error=lambda exc: None)
+    thread = HandOffThread(lambda item: (started.set(), release.wait(10), handled.append(item)),
+                           on_error=lambda exc: None)
     thread.start()
     thread.submit(0)
     waiting = threading.Thread(target=thread.submit, args=(1,))
     waiting.start()
-    assert _wait(lambda: not thread.idle)
+    # On a loaded machine the thread may not have taken item 0 yet; stop would then discard it.
+    assert started.wait(5)
     assert thread.stop(0.2) is False  # item 0 is still being handled (for 10 s)
     waiting.join(5)
     assert not waiting.is_alive() and handled == []  # released by stop, not by the end of item 0
