@@ -109,8 +109,8 @@ def save_stage_network(out_dir: str | Path, model: ModelConfig, stage: str, netw
     """
     stage_cfg = model.stage(stage)
     file = stage_cfg.files.get('torch', f'{stage}.pt')
-    stale = [path for fmt in FILE_FORMATS if fmt != 'torch'
-             for path in [stage_file(out_dir, model, stage, fmt)] if path.is_file()]
+    exported = [stage_file(out_dir, model, stage, fmt) for fmt in FILE_FORMATS if fmt != 'torch']
+    stale = [path for path in exported if path.is_file()]
     for path in stale:
         path.unlink()
     if stale:
